@@ -1,0 +1,1 @@
+"""ReLiK in JAX/Flax NNX."""
