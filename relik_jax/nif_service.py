@@ -164,6 +164,8 @@ def annotate_documents(
 class _Handler(BaseHTTPRequestHandler):
     server: NifHTTPServer
     protocol_version = "HTTP/1.0"
+    # stdlib default HTTP/0.9 would answer a garbled request line without a status line
+    default_request_version = "HTTP/1.0"
     timeout = 30  # seconds a client may take to send its request (no slow client can hold a thread forever)
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
