@@ -13,7 +13,8 @@ What is replicated from GERBIL (dice-group/gerbil, see shared/reference/gerbil.m
   summed counts; macro = mean of per-document P, R and F1 over all documents.
 * InKB/EE variants filter gold and predictions to the class, then recount (reported only when the filtered
   counts are not all zero); GSInKB (D2KB) scores gold-InKB markings and the predictions at their spans.
-* A2KB also reports its sub-experiments: ERec (span only) and D2KB (predictions at gold spans, strong match).
+* A2KB also reports its sub-experiments: ERec (span only) and D2KB (predictions filtered to gold spans one per
+  gold span, then GERBIL's "Me" matching, which uses the weak span searcher).
 
 Not replicated (needs online services GERBIL queries): the DBpedia sameAs/redirect Lucene index, the Wikipedia
 redirect API and the entity-existence check; `UriNormalizer(redirects=...)` and `kb_entities` take offline
@@ -230,10 +231,10 @@ def _span_match(gold: Marking, pred: Marking, span: str) -> bool:
     if span == "strong":
         return gold.begin == pred.begin and gold.end == pred.end
     if span == "weak":
-        # any overlap of the half-open spans (a zero-length span overlaps when it sits inside the other)
-        return max(gold.begin, pred.begin) < min(gold.end, pred.end) or (
-            gold.begin == pred.begin and gold.end == pred.end
-        )
+        # WeakSpanMatchingsSearcher: the later-starting span must start inside the other one
+        if pred.begin >= gold.begin:
+            return pred.begin < gold.end
+        return gold.begin < pred.end
     if span == "none":
         return True
     raise ValueError(f"span matching must be 'strong', 'weak' or 'none', got {span!r}")
@@ -346,8 +347,23 @@ def _classified(gold_docs, pred_docs, span: str, gs_inkb: bool = False) -> dict[
 
 
 def _at_gold_spans(pred: Sequence[Marking], gold: Sequence[Marking]) -> list[Marking]:
+    """Predictions whose span equals the span of some gold marking (GSInKB classification: no one-to-one)."""
     spans = {(g.begin, g.end) for g in gold}
     return [p for p in pred if (p.begin, p.end) in spans]
+
+
+def _filter_not_matching(pred: Sequence[Marking], gold: Sequence[Marking]) -> list[Marking]:
+    """SearcherBasedNotMatchingMarkingFilter with strong spans: in prediction order, a prediction is kept when
+    its span equals that of a gold marking not yet claimed, which it then claims (a duplicate is dropped)."""
+    free = [True] * len(gold)
+    kept = []
+    for p in pred:
+        for i, g in enumerate(gold):
+            if free[i] and g.begin == p.begin and g.end == p.end:
+                free[i] = False
+                kept.append(p)
+                break
+    return kept
 
 
 MATCHINGS = {"Ma": "strong", "Mw": "weak"}
@@ -371,14 +387,15 @@ def score_a2kb(
 
 
 def score_d2kb(
-    gold_docs: Sequence[Sequence[Marking]], pred_docs: Sequence[Sequence[Marking]]
+    gold_docs: Sequence[Sequence[Marking]], pred_docs: Sequence[Sequence[Marking]], span: str = "weak"
 ) -> dict[str, dict[str, Scores]]:
-    """D2KB: predictions not at a gold span are ignored, then strong annotation matching (+
-    InKB/EE/GSInKB)."""
+    """D2KB as GERBIL's evaluator: predictions off the gold spans are filtered out (one per gold span), then
+    span + meaning counting with InKB/EE/GSInKB classes. span: "weak" for GERBIL's Me (strong entity match,
+    which GERBIL maps to its weak span searcher; what A2KB's D2KB sub-experiment uses) or "strong" (Ma)."""
     if len(gold_docs) != len(pred_docs):
         raise ValueError(f"{len(gold_docs)} gold documents but {len(pred_docs)} prediction lists")
-    pred = [_at_gold_spans(p, g) for g, p in zip(gold_docs, pred_docs, strict=True)]
-    return {"D2KB": _classified(gold_docs, pred, "strong", gs_inkb=True)}
+    pred = [_filter_not_matching(p, g) for g, p in zip(gold_docs, pred_docs, strict=True)]
+    return {"D2KB": _classified(gold_docs, pred, span, gs_inkb=True)}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -472,6 +489,26 @@ def format_table(results: Sequence[DatasetResult], columns: Sequence[str] = TABL
     return "\n".join(lines)
 
 
+def format_details(result: DatasetResult) -> str:
+    """All measures of one dataset as GERBIL lists them: one row per measure, one column per (sub-)experiment
+    (A2KB, ERec, D2KB); "-" where GERBIL reports nothing (a class without markings)."""
+    subs = list(result.scores)
+    per_sub = {sub: result.measures(None if sub == result.experiment else sub) for sub in subs}
+    names: list[str] = []
+    for sub in subs:
+        names.extend(n for n in per_sub[sub] if n not in names and n not in ("avg millis/doc", "Error Count"))
+    title = f"{result.dataset} ({result.experiment}/{result.matching}, {result.n_docs} docs, "
+    title += f"{result.n_gold} gold)"
+    width = max(len(n) for n in names)
+    lines = [title, "measure".ljust(width) + "".join(f"  {s:>8}" for s in subs)]
+    for n in names:
+        cells = "".join(f"  {100 * per_sub[s][n]:8.2f}" if n in per_sub[s] else f"  {'-':>8}" for s in subs)
+        lines.append(n.ljust(width) + cells)
+    lines.append(f"{'avg millis/doc'.ljust(width)}  {result.avg_millis_per_doc:8.2f}")
+    lines.append(f"{'Error Count'.ljust(width)}  {result.error_count:8d}")
+    return "\n".join(lines)
+
+
 # ----------------------------------------------------------------------------------------------------
 # Evaluation through the NIF web service
 # ----------------------------------------------------------------------------------------------------
@@ -499,14 +536,17 @@ def evaluate_gerbil(
     clients: int = 4,
     max_batch: int = 32,
     print_table: bool = True,
+    print_details: bool = False,
     redirects: Mapping[str, Iterable[str]] | None = None,
 ) -> list[DatasetResult]:
     """Run `annotator` over GERBIL datasets exactly as GERBIL would: every document is POSTed as NIF to a
     loopback NIF service wrapping the annotator, the NIF answer is parsed and scored.
 
     annotator(texts) -> per text a list of (char_start, char_end_exclusive, wikipedia_title), Python offsets.
-    experiment: "A2KB" (text only) or "D2KB" (gold spans sent along; predictions off gold spans are ignored).
-    Returns one DatasetResult per dataset; prints the table when print_table.
+    experiment: "A2KB" (text only) or "D2KB" (gold spans sent along; predictions off gold spans are ignored;
+    scored with GERBIL's "Me" matching).
+    Returns one DatasetResult per dataset; prints the summary table (print_table) and every dataset's full
+    measure list (print_details).
     """
     from relik_jax.gerbil_datasets import load_gerbil_dataset
     from relik_jax.nif_service import NifClient, serve_nif
@@ -533,7 +573,7 @@ def evaluate_gerbil(
                 DatasetResult(
                     dataset=name,
                     experiment=experiment,
-                    matching=matching if experiment == "A2KB" else "Ma",
+                    matching=matching if experiment == "A2KB" else "Me",
                     n_docs=len(ds.documents),
                     n_gold=sum(len(g) for g in gold),
                     scores=scores,
@@ -544,6 +584,9 @@ def evaluate_gerbil(
             )
     finally:
         server.shutdown()
+    if print_details:
+        for res in results:
+            print(format_details(res) + "\n")
     if print_table:
         print(format_table(results))
     return results

@@ -15,9 +15,11 @@ from relik_jax.gerbil import (
     UriNormalizer,
     count_matchings,
     encoding_variants,
+    format_details,
     format_table,
     java_url_encode,
     prf,
+    score_d2kb,
     score_documents,
     title_to_uri,
     uri_to_title,
@@ -163,15 +165,26 @@ def test_sub_experiments_erec_and_d2kb(corpora):
     # D3 (2,0,0); D4 (0,0,0); D5 (0,1,0). micro: TP 6, FP 3, FN 1 -> P = 2/3, R = 6/7, F1 = (24/21)/(32/21)
     # = 3/4
     assert s["ERec"]["all"].micro == (F(2, 3), F(6, 7), F(3, 4))
-    # D2KB: predictions off gold spans dropped ("Steve" in D2, Rome in D5).
-    # D1 (2,1,0); D2 (0,2,3); D3 (2,0,0); D4 (0,0,0); D5 (0,0,0)
-    # micro: TP 4, FP 3, FN 3 -> 4/7, 4/7, 4/7; macro F1 = (4/5+0+1+1+1)/5 = 19/25
+    # D2KB: predictions not at a still unclaimed gold span are dropped (GERBIL's one-to-one filter): the 2nd
+    # Paris in D1 (its gold span is claimed by the first), "Steve" in D2, Rome in D5. Counting then uses weak
+    # spans (GERBIL's "Me"), which changes nothing here (no two gold spans overlap).
+    # D1 (2,0,0); D2 (0,2,3); D3 (2,0,0); D4 (0,0,0); D5 (0,0,0)
+    # micro: TP 4, FP 2, FN 3 -> P = 4/6 = 2/3, R = 4/7, F1 = 2*(8/21)/(2/3+4/7) = (16/21)/(26/21) = 8/13
+    # macro F1 = (1+0+1+1+1)/5 = 4/5
     d2kb = s["D2KB"]
-    assert d2kb["all"].micro == (F(4, 7), F(4, 7), F(4, 7))
-    assert d2kb["all"].macro[2] == F(19, 25)
-    # GSInKB: gold InKB only, predictions at those spans. D1 (2,1,0); D2 (0,2,2); D3 (1,0,0); D4, D5 (0,0,0)
-    # micro: TP 3, FP 3, FN 2 -> P = 1/2, R = 3/5, F1 = (3/5)/(11/10) = 6/11
-    assert d2kb["GSInKB"].micro == (F(1, 2), F(3, 5), F(6, 11))
+    assert [c for c in d2kb["all"].per_doc] == [
+        Counts(2, 0, 0),
+        Counts(0, 2, 3),
+        Counts(2, 0, 0),
+        Counts(),
+        Counts(),
+    ]
+    assert d2kb["all"].micro == (F(2, 3), F(4, 7), F(8, 13))
+    assert d2kb["all"].macro[2] == F(4, 5)
+    # GSInKB: gold InKB only; predictions classified by the gold span they sit on (p3 "Apple Inc" sits on an
+    # InKB gold span, so it stays, and still fails the meaning match as it is EE).
+    # D1 (2,0,0); D2 (0,2,2); D3 (1,0,0); D4, D5 (0,0,0) -> micro: TP 3, FP 2, FN 2 -> 3/5, 3/5, 3/5
+    assert d2kb["GSInKB"].micro == (F(3, 5), F(3, 5), F(3, 5))
 
 
 def test_greedy_gold_order_matching_is_one_to_one_and_order_dependent():
@@ -188,6 +201,11 @@ def test_greedy_gold_order_matching_is_one_to_one_and_order_dependent():
     # duplicates: one gold, the same prediction three times -> TP 1, FP 2
     assert count_matchings([g2], [p1, p1, p1], "strong") == Counts(1, 2, 0)
     assert count_matchings([], [], "strong") == Counts(0, 0, 0)
+    # D2KB: P1 sits on G2's span (kept by the filter) but names G1's entity. GERBIL's "Me" uses weak spans:
+    # G1 [0,10) takes P1 (overlap, A) -> TP 1, FN 1 (G2); with strong spans nothing matches -> FP 1, FN 2
+    g2b = Marking(5, 8, b, True)
+    assert score_d2kb([[g1, g2b]], [[p1]])["D2KB"]["all"].per_doc == [Counts(1, 0, 1)]
+    assert score_d2kb([[g1, g2b]], [[p1]], span="strong")["D2KB"]["all"].per_doc == [Counts(0, 1, 2)]
     assert prf(Counts(0, 0, 0)) == (1.0, 1.0, 1.0) and prf(Counts(0, 1, 0)) == (0.0, 0.0, 0.0)
     assert prf(Counts(0, 0, 2)) == (0.0, 0.0, 0.0)
 
@@ -253,3 +271,5 @@ def test_table_lists_measures():
     # micro P = R = F1 = 1/2 -> 50.00; InKB P = 1, R = 1/2, F1 = 2/3 -> 66.67
     assert "50.00" in table and "66.67" in table and "toy" in table
     assert res.measures()["InKB Micro F1 score"] == pytest.approx(2 / 3)
+    details = format_details(res)
+    assert "InKB Micro F1 score" in details and "66.67" in details and "EE Micro F1 score" not in details
