@@ -178,3 +178,30 @@ def test_server_threads_do_not_leak_after_shutdown():
         NifClient(server.url).annotate(NifDocument("u", "hello"))
     time.sleep(0.1)
     assert threading.active_count() <= before
+
+
+def test_cli_main_serves_gold_annotations_of_a_dataset():
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(root))
+    cmd = [sys.executable, "-m", "relik_jax.nif_service", "--gold", "kore50", "--port", "0"]
+    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        reader = threading.Thread(target=lambda: lines.append(proc.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(timeout=60)
+        assert lines and lines[0].startswith("NIF service on http://127.0.0.1:"), (lines, proc.poll())
+        url = lines[0].split()[3].rstrip("/")
+        ds = load_gerbil_dataset("kore50")
+        doc = ds.documents[0]
+        answer = NifClient(url).annotate(doc)
+        assert [(m.begin, m.end, m.uris) for m in answer.mentions] == [
+            (m.begin, m.end, m.uris) for m in doc.mentions
+        ]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
