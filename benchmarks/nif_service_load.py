@@ -89,8 +89,8 @@ def parse_answer(data: bytes, ctx: str) -> set[tuple[int, int, str]]:
 
 
 def malformed_catalogue(i: int) -> tuple[str, bytes, int]:
-    """(name, raw HTTP request bytes, expected status) for the i-th malformed request (14 kinds, cycled)."""
-    kinds = 14
+    """(name, raw HTTP request bytes, expected status) for the i-th malformed request (15 kinds, cycled)."""
+    kinds = 15
     kind = i % kinds
     ctx = f"http://x.org/doc{i}#char=0,5"
 
@@ -144,6 +144,9 @@ def malformed_catalogue(i: int) -> tuple[str, bytes, int]:
         return "body too large", post(b"", length=10**12), 413
     if kind == 12:
         return "garbage request line", f"THIS IS NOT HTTP {i}\r\n\r\n".encode(), 400
+    if kind == 13:
+        body = PREFIXES + phrase + ' nif:beginIndex "0" ; nif:endIndex "2" ; itsrdf:taConfidence "high" .'
+        return "non-numeric confidence", post(body.encode()), 400
     return "missing content length", b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 411
 
 

@@ -197,13 +197,17 @@ def parse_nif_graph(graph: rdflib.Graph, strict: bool = True) -> NifCorpus:
             )
         anchor = graph.value(phrase, NIF.anchorOf)
         score = graph.value(phrase, ITSRDF.taConfidence)
+        try:
+            score = None if score is None else float(score)
+        except ValueError:
+            raise NifError(f"phrase <{phrase}>: itsrdf:taConfidence is not a number: {score!r}") from None
         contexts[ctx].mentions.append(
             NifMention(
                 begin=begin,
                 end=end,
                 uris=uris,
                 anchor=None if anchor is None else str(anchor),
-                score=None if score is None else float(score),
+                score=score,
             )
         )
     same_as: dict[str, set[str]] = {}
@@ -246,7 +250,7 @@ def context_base(uri: str) -> str:
 
 
 def nif_graph(documents: Iterable[NifDocument], include_mentions: bool = True) -> rdflib.Graph:
-    """RDF graph of documents: one context per document, one phrase per distinct (begin, end)."""
+    """RDF graph of documents: one context per document, one phrase node per mention."""
     graph = rdflib.Graph()
     graph.bind("nif", NIF)
     graph.bind("itsrdf", ITSRDF)
@@ -263,8 +267,13 @@ def nif_graph(documents: Iterable[NifDocument], include_mentions: bool = True) -
         if not include_mentions:
             continue
         base = context_base(doc.uri)
+        seen: dict[tuple[int, int], int] = {}
         for m in doc.mentions:
-            phrase = URIRef(f"{base}#char={m.begin},{m.end}")
+            # one node per mention: a second mention of the same span gets its own node (RDF would merge
+            # `#char=b,e` into one phrase with two URIs, i.e. one marking that matches either entity)
+            k = seen[(m.begin, m.end)] = seen.get((m.begin, m.end), 0) + 1
+            suffix = "" if k == 1 else f"&n={k}"
+            phrase = URIRef(f"{base}#char={m.begin},{m.end}{suffix}")
             graph.add((phrase, RDF.type, NIF.Phrase))
             graph.add((phrase, RDF.type, NIF.String))
             graph.add((phrase, RDF.type, NIF.RFC5147String))
@@ -281,7 +290,7 @@ def nif_graph(documents: Iterable[NifDocument], include_mentions: bool = True) -
 
 
 def write_nif(documents: Sequence[NifDocument] | NifDocument, include_mentions: bool = True) -> str:
-    """NIF Turtle text of documents (phrases with the same span share one node, as in NIF itself)."""
+    """NIF Turtle text of documents (one phrase node per mention, see `nif_graph`)."""
     if isinstance(documents, NifDocument):
         documents = [documents]
     return nif_graph(documents, include_mentions=include_mentions).serialize(format="turtle")

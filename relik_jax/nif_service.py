@@ -218,6 +218,8 @@ class _Handler(BaseHTTPRequestHandler):
             corpus = parse_nif(text, strict=True)
         except NifError as err:
             return self._error(400, f"malformed NIF: {err}")
+        except Exception as err:  # anything rdflib lets through is still the request's fault, never a crash
+            return self._error(400, f"malformed NIF: {type(err).__name__}: {err}")
         docs = corpus.documents
         if not docs:
             return self._error(400, "malformed NIF: no nif:Context with nif:isString in the request")

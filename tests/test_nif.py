@@ -76,6 +76,15 @@ def test_write_then_read_round_trip_with_astral_characters():
     assert any(True for _ in g.objects(None, ITSRDF.taConfidence))
 
 
+def test_same_span_twice_stays_two_mentions():
+    uris = ("http://dbpedia.org/resource/A",), ("http://dbpedia.org/resource/B",)
+    doc = NifDocument(
+        "http://x.org/d#char=0,5", "Hello", [NifMention(0, 5, uris[0]), NifMention(0, 5, uris[1])]
+    )
+    back = parse_nif(write_nif(doc)).documents[0]
+    assert [m.uris for m in back.mentions] == list(uris)
+
+
 def test_read_several_uris_and_same_as():
     ttl = PREFIXES + (
         '<http://x.org/d#char=0,11> a nif:Context ; nif:isString "Ada and Bob" .\n'
@@ -116,6 +125,12 @@ def test_read_several_uris_and_same_as():
             "<http://x.org/p> nif:referenceContext <http://x.org/c> ; nif:beginIndex 0 ; nif:endIndex 1 .",
             "not a nif",
         ),
+        (
+            '<http://x.org/c> nif:isString "Hi" .\n<http://x.org/p> nif:referenceContext <http://x.org/c> ;'
+            ' nif:beginIndex "0" ; nif:endIndex "2" ; itsrdf:taConfidence "high" .',
+            "taConfidence is not a number",
+        ),
+        ('<http://x.org/c> nif:isString "Hi", "Ho" .', "exactly one literal nif:isString"),
     ],
 )
 def test_malformed_nif_is_rejected_with_reason(body, reason):
