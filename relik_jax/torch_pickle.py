@@ -86,11 +86,18 @@ class _Unpickler(pickle.Unpickler):
             raise pickle.UnpicklingError(f"unexpected persistent id {pid!r}")
         storage_type, key = pid[1], str(pid[2])
         if key not in self._storages:
-            dtype_spec = _STORAGE_DTYPES[storage_type.name] if isinstance(storage_type, _StorageType) else None
+            dtype_spec = (
+                _STORAGE_DTYPES[storage_type.name] if isinstance(storage_type, _StorageType) else None
+            )
             if dtype_spec is None:
                 # torch>=2 writes TypedStorage with a dtype name instead of a storage class.
-                dtype_spec = {"float32": np.float32, "float16": np.float16, "bfloat16": "bfloat16",
-                              "int64": np.int64, "bool": np.bool_}[storage_type]
+                dtype_spec = {
+                    "float32": np.float32,
+                    "float16": np.float16,
+                    "bfloat16": "bfloat16",
+                    "int64": np.int64,
+                    "bool": np.bool_,
+                }[storage_type]
             raw = self._archive.read(f"{self._prefix}/data/{key}")
             self._storages[key] = np.frombuffer(raw, dtype=_np_dtype(dtype_spec))
         return self._storages[key]
@@ -100,7 +107,9 @@ def load(path: str | Path) -> Any:
     """Load a `torch.save` zip file: tensors come back as numpy arrays (dicts stay dicts)."""
     path = Path(path)
     if not zipfile.is_zipfile(path):
-        raise ValueError(f"{path}: not a torch zip checkpoint (legacy non-zip torch pickles are not supported)")
+        raise ValueError(
+            f"{path}: not a torch zip checkpoint (legacy non-zip torch pickles are not supported)"
+        )
     with zipfile.ZipFile(path) as archive:
         pkl = [n for n in archive.namelist() if n.endswith("/data.pkl")]
         if len(pkl) != 1:
@@ -120,7 +129,9 @@ class _TensorRef:
 _DTYPE_TO_STORAGE = {np.dtype(v): k for k, v in _STORAGE_DTYPES.items() if v != "bfloat16"}
 
 
-class _Pickler(pickle._Pickler):  # the pure-Python pickler lets us write torch globals without importing torch
+class _Pickler(
+    pickle._Pickler
+):  # the pure-Python pickler lets us write torch globals without importing torch
     def persistent_id(self, obj: Any) -> Any:
         if isinstance(obj, _StorageRef):
             return ("storage", obj.storage_cls, obj.key, "cpu", obj.numel)
@@ -163,8 +174,17 @@ def save(obj: np.ndarray | dict[str, np.ndarray], path: str | Path, archive_name
         blobs[key] = array.tobytes()
         storage_cls = _Global("torch", _DTYPE_TO_STORAGE[array.dtype])
         strides = tuple(s // array.itemsize for s in array.strides)
-        return _Reduce(rebuild, (_StorageRef(storage_cls, key, array.size), 0, array.shape, strides, False,
-                                 collections.OrderedDict()))
+        return _Reduce(
+            rebuild,
+            (
+                _StorageRef(storage_cls, key, array.size),
+                0,
+                array.shape,
+                strides,
+                False,
+                collections.OrderedDict(),
+            ),
+        )
 
     if isinstance(obj, np.ndarray):
         payload: Any = tensor(obj)
