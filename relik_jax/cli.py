@@ -1,0 +1,129 @@
+"""`relik-jax` command line: annotate, convert, serve."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+
+def _read_documents(path: Path) -> Iterator[tuple[str, dict]]:
+    """Yields (text, record) from a .txt file (one document per line), a .jsonl file ({"text": ...}) or a
+    folder of .txt files (one document per file)."""
+    if path.is_dir():
+        for f in sorted(path.glob("*.txt")):
+            yield f.read_text(), {"id": f.name}
+        return
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if path.suffix == ".jsonl":
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise SystemExit(f"{path}:{n}: not valid JSON ({e})") from None
+                if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+                    raise SystemExit(f'{path}:{n}: expected an object with a string "text" field')
+                yield record["text"], record
+            else:
+                yield line.rstrip("\n"), {"id": n - 1}
+
+
+def annotate(args: argparse.Namespace) -> None:
+    from rich.progress import Progress
+
+    from relik_jax.pipeline import Relik
+
+    relik = Relik.from_pretrained(args.model, dtype=args.precision, top_k=args.top_k or 100)
+    src, dst = Path(args.input), Path(args.output)
+    records: list[dict] = []
+
+    def texts() -> Iterator[str]:
+        for text, record in _read_documents(src):
+            records.append(record)
+            yield text
+
+    with Progress(transient=True, disable=not sys.stderr.isatty()) as progress, dst.open("w") as out:
+        task = progress.add_task("annotating (windows)", total=None)
+        for i, output in enumerate(relik.stream(texts(), keep_candidates=False,
+                                                progress=lambda n: progress.advance(task, n))):
+            d = output.to_dict()
+            d.pop("candidates")
+            d["id"] = records[i].get("id", i)
+            out.write(json.dumps(d, ensure_ascii=False) + "\n")
+            records[i] = {}  # bounded memory: records are only needed until written
+
+
+def convert(args: argparse.Namespace) -> None:
+    if args.kind == "reader":
+        from relik_jax.convert import convert_reader
+
+        convert_reader(args.source, args.destination)
+    elif args.kind == "retriever":
+        from relik_jax.retriever import load_encoder, save_encoder
+
+        _, encoder = load_encoder(args.source)
+        save_encoder(encoder, args.destination, tokenizer_from=args.source)
+    elif args.kind == "index":
+        from relik_jax.index import DocumentIndex
+
+        DocumentIndex.from_reference(args.source).save(args.destination)
+    print(f"wrote {args.destination}")
+
+
+def serve(args: argparse.Namespace) -> None:
+    from relik_jax import nif_service
+
+    argv = ["--host", args.host, "--port", str(args.port)]
+    if args.gold:
+        nif_service.main([*argv, "--gold", args.gold])
+        return
+    if not args.model:
+        raise SystemExit("serve --nif needs --model PIPELINE_FOLDER (or --gold DATASET to serve gold annotations)")
+    from relik_jax.pipeline import Relik
+
+    relik = Relik.from_pretrained(args.model, dtype=args.precision)
+
+    def annotator(texts: list[str]) -> list[list[tuple[int, int, str]]]:
+        return [[(s.start, s.end, s.label) for s in out.spans if s.label != "--NME--"]
+                for out in relik.stream(texts, keep_candidates=False)]
+
+    nif_service.serve_nif(annotator, host=args.host, port=args.port, block=True, verbose=True)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="relik-jax", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    a = sub.add_parser("annotate", help="annotate a .txt / .jsonl file or a folder of .txt files")
+    a.add_argument("model", help="pipeline folder (relik.json + reader/ + retriever-*/ + index-*/)")
+    a.add_argument("input")
+    a.add_argument("output", help="JSONL, one RelikOutput per input document")
+    a.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    a.add_argument("--top-k", type=int, default=None)
+    a.set_defaults(fn=annotate)
+
+    c = sub.add_parser("convert", help="reference reader / retriever / index folder -> ours")
+    c.add_argument("kind", choices=["reader", "retriever", "index"])
+    c.add_argument("source")
+    c.add_argument("destination")
+    c.set_defaults(fn=convert)
+
+    s = sub.add_parser("serve", help="NIF web service for GERBIL (A2KB)")
+    s.add_argument("--nif", action="store_true", required=True, help="serve NIF over HTTP (the only protocol)")
+    s.add_argument("--model", help="pipeline folder")
+    s.add_argument("--gold", help="serve the gold annotations of a dataset instead of a model (testing)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=1235)
+    s.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    s.set_defaults(fn=serve)
+
+    args = parser.parse_args(argv)
+    args.fn(args)
+
+
+if __name__ == "__main__":
+    main()
