@@ -65,9 +65,11 @@ class RelikOutput:
         """JSON-ready dict with the reference's keys (`text`, `tokens`, `spans`, `triplets`, `candidates`, and
         `windows` when kept); spans/triplets become lists as `json.dumps` of the reference's tuples gives."""
 
-        def cands(groups: list[list[Any]] | None) -> list | None:
+        def cands(groups: list[list[Any]] | None) -> list:
             # the reference wraps the per-window lists once more: [[[doc, ...] per window]]
-            return None if groups is None else [[[candidate_to_dict(c) for c in window] for window in groups]]
+            if not groups:
+                return []
+            return [[[candidate_to_dict(c) for c in window] for window in groups]]
 
         out = {
             "text": self.text,

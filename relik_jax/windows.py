@@ -300,13 +300,15 @@ def windows_to_output(
     tokens: Sequence[str] | None = None,
     keep_windows: bool = False,
 ) -> RelikOutput:
-    """`RelikOutput` of a merged document. `document` is the original input text (span texts are sliced
-    from it; default: the merged window text, which starts at the first word)."""
-    text = document if document is not None else merged.text
+    """`RelikOutput` of a merged document, as the reference's `Relik.__call__` builds it: `text` is the
+    merged window text (the document from its first to its last word), span texts are sliced from `document`
+    (the input text; default: the merged text), spans are sorted by start, `tokens` default to the windows'
+    words."""
     base = 0 if document is not None else merged.windows[0].offset
+    source = document if document is not None else merged.text
 
     def span(t: tuple[int, int, str]) -> Span:
-        return Span(t[0], t[1], t[2], text[t[0] - base : t[1] - base])
+        return Span(t[0], t[1], t[2], source[t[0] - base : t[1] - base])
 
     if tokens is None:
         seen: dict[int, str] = {}
@@ -315,11 +317,11 @@ def windows_to_output(
                 seen.setdefault(w.first_word + i, word)
         tokens = [seen[i] for i in sorted(seen)]
     return RelikOutput(
-        text=text,
+        text=merged.text,
         tokens=list(tokens),
         id=merged.doc_id,
-        spans=[span(s) for s in merged.spans],
+        spans=sorted((span(s) for s in merged.spans), key=lambda x: x.start),
         triplets=[Triplet(span(s), rel, span(o), round(conf, 2)) for s, rel, o, conf in merged.triplets],
-        candidates=Candidates(span=merged.span_candidates, triplet=merged.triplet_candidates),
+        candidates=Candidates(span=merged.span_candidates or [], triplet=merged.triplet_candidates or []),
         windows=list(merged.windows) if keep_windows else None,
     )

@@ -2,6 +2,7 @@
 
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -149,3 +150,40 @@ def test_merged_text_matches_document():
     windows = list(WindowSplitter(5, 2).split_document(text))
     (merged,) = merge_windows(windows)
     assert merged.text == text
+
+
+REFERENCE = Path(__file__).with_name("data") / "reference_windows.json"
+
+
+def test_windows_and_merge_match_reference_package():
+    """Fixture written by the reference relik 1.0.7 WindowManager (tests/data/make_reference_windows.py)."""
+    ref = json.loads(REFERENCE.read_text(encoding="utf-8"))
+    docs = ref["documents"]
+    for case in ref["cases"]:
+        splitter = WindowSplitter(case["window_size"], case["window_stride"])
+        # the reference gives every document of a call the first document's first word as doc_topic
+        ours = list(splitter.split_documents(docs, batch_doc_topic=True))
+        assert len(ours) == len(case["windows"]), case["window_size"]
+        for w, row in zip(ours, case["windows"], strict=True):
+            mine = w.to_dict()
+            expected = {k: v for k, v in row.items() if not (k == "spans" and not v)}
+            assert mine == expected, (
+                case["window_size"],
+                case["window_stride"],
+                row["doc_id"],
+                row["window_id"],
+            )
+        for w, pred in zip(ours, case["predictions"], strict=True):
+            w.predicted_spans = [tuple(s) for s in pred["predicted_spans"]]
+            w.predicted_triplets = [tuple(t) for t in pred["predicted_triplets"]]
+            w.span_candidates = pred["span_candidates"]
+        merged = merge_windows(ours)
+        assert len(merged) == len(case["merged"])
+        for m, exp in zip(merged, case["merged"], strict=True):
+            assert m.doc_id == exp["doc_id"]
+            assert m.text == exp["text"]
+            assert [list(s) for s in m.spans] == exp["predicted_spans"]
+            assert sorted([list(s), r, list(o), c] for s, r, o, c in m.triplets) == sorted(
+                exp["predicted_triplets"]
+            )
+            assert m.span_candidates == exp["span_candidates"]

@@ -1,0 +1,153 @@
+"""Regenerate tests/data/reference_windows.json with the reference relik 1.0.7 WindowManager.
+
+The reference package is not a project dependency. It runs from a private venv holding spaCy, relik (no deps)
+and the few pure-Python packages its data modules import (torch is not needed for windowing and merging):
+    python3 -m venv /tmp/spacy-venv
+    /tmp/spacy-venv/bin/pip install "spacy>=3.7,<3.8" click "transformers==4.41.2" huggingface_hub \
+        art==6.2 colorama==0.4.6 termcolor==2.4.0 pprintpp==0.4.0
+    /tmp/spacy-venv/bin/pip install --no-deps relik==1.0.7
+    /tmp/spacy-venv/bin/python tests/data/make_reference_windows.py
+`relik/__init__.py` imports the whole annotator (torch, lightning, hydra); it is bypassed by registering the
+`relik` package modules without running their `__init__` files, and the reader class that
+`relik.inference.data.objects` imports is replaced by `RelikReaderSample` (the only name used from it).
+spaCy's `en_core_web_sm` is replaced by `spacy.blank("en")` (same rule-based tokenizer), as in
+reference-env.md.
+
+Cases: documents written for this test (not from any dataset) x window size/stride; each case stores the
+reference windows (`to_dict()` of every RelikReaderSample) and, for random predictions given to those windows
+(word-aligned spans with conflicting labels, triplets, candidates), the reference's merged
+result.
+"""
+
+import json
+import os
+import random
+import sys
+import types
+from pathlib import Path
+
+SITE = next(p for p in sys.path if p.endswith("site-packages"))
+RELIK = os.path.join(SITE, "relik")
+
+
+def _stub(name: str) -> None:
+    module = types.ModuleType(name)
+    module.__path__ = [os.path.join(RELIK, *name.split(".")[1:])]
+    sys.modules[name] = module
+
+
+for _name in [
+    "relik",
+    "relik.inference",
+    "relik.inference.data",
+    "relik.reader",
+    "relik.reader.data",
+    "relik.common",
+    "relik.retriever",
+    "relik.retriever.indexers",
+    "relik.reader.pytorch_modules",
+    "relik.reader.pytorch_modules.hf",
+]:
+    _stub(_name)
+
+import spacy  # noqa: E402
+from relik.reader.data.relik_reader_sample import RelikReaderSample  # noqa: E402
+
+_modeling = types.ModuleType("relik.reader.pytorch_modules.hf.modeling_relik")
+_modeling.RelikReaderSample = RelikReaderSample
+sys.modules[_modeling.__name__] = _modeling
+
+from relik.inference.data.tokenizers import spacy_tokenizer as st  # noqa: E402
+
+for _key in [("en_core_web_sm", False, False, False, False), ("en_core_web_sm", False, False, False, True)]:
+    st.LOADED_SPACY_MODELS[_key] = spacy.blank("en")
+
+from relik.inference.data.splitters.window_based_splitter import WindowSentenceSplitter  # noqa: E402
+from relik.inference.data.tokenizers.spacy_tokenizer import SpacyTokenizer  # noqa: E402
+from relik.inference.data.window.manager import WindowManager  # noqa: E402
+
+DOCUMENTS = [
+    "Obama was born in Hawaii. He was president of the U.S. until 2017, then wrote a book.",
+    "SOCCER - JAPAN GET LUCKY WIN , CHINA IN SURPRISE DEFEAT . Nadim Ladki AL-AIN , United Arab Emirates "
+    "1996-12-06 Japan began the defence of their Asian Cup title with a lucky 2-1 win against Syria in a "
+    "Group C championship match on Friday .",
+    "Paris is the capital of France and Paris hosts the Louvre museum; it's visited by millions (e.g. 9.6m "
+    "in 2019) who don't mind the queues.",
+    "Short one.",
+    "Word",
+    "Multiple   spaces and\ttabs\nand a new line here, then more text follows to fill the window nicely.",
+    "  Leading spaces and trailing ones  ",
+    "Zürich, São Paulo and Kraków are cities; Москва is too. 東京 is another!",
+    " ".join(f"w{i}" for i in range(97)),
+]
+CONFIGS = [(8, 4), (5, 2), (7, 3), (16, 16), (32, 16), (6, 0)]
+LABELS = ["A", "B", "C", "--NME--"]
+
+
+def main() -> None:
+    rng = random.Random(0)
+    tokenizer = SpacyTokenizer(language="en")
+    cases = []
+    for size, stride in CONFIGS:
+        manager = WindowManager(tokenizer, WindowSentenceSplitter(window_size=size, window_stride=stride))
+        windows, _, _ = manager.create_windows(DOCUMENTS, size, stride)
+        rows = [dict(w.to_dict()) for w in windows]
+        predictions = []
+        for w in windows:
+            starts = [int(v) for v in w.token2char_start.values()]
+            ends = [int(v) for v in w.token2char_end.values()]
+            spans = []
+            for _ in range(rng.randint(0, 4)):
+                a = rng.randrange(len(starts))
+                b = min(len(starts) - 1, a + rng.randint(0, 2))
+                spans.append((starts[a], ends[b], rng.choice(LABELS)))
+            spans = sorted(set(spans))
+            triplets = []
+            if len(spans) >= 2:
+                for _ in range(rng.randint(0, 2)):
+                    i, j = rng.sample(range(len(spans)), 2)
+                    triplets.append((i, rng.choice(["r1", "r2"]), j, round(rng.random(), 2)))
+            w._d["predicted_spans"] = spans
+            w._d["predicted_triplets"] = triplets
+            w._d["span_candidates"] = [f"cand-{w.doc_id}-{w.window_id}-{k}" for k in range(2)]
+            predictions.append(
+                {
+                    "predicted_spans": spans,
+                    "predicted_triplets": triplets,
+                    "span_candidates": w._d["span_candidates"],
+                }
+            )
+        windows.sort(key=lambda x: (x.doc_id, x.offset))
+        merged = manager.merge_windows(windows)
+        merged_rows = []
+        for m in merged:
+            spans = [list(s) for s in m.predicted_spans]
+            merged_rows.append(
+                {
+                    "doc_id": m.doc_id,
+                    "text": m.text,
+                    "predicted_spans": spans,
+                    # triplets resolved to span tuples so that they do not depend on list positions
+                    "predicted_triplets": [
+                        [spans[s], r, spans[o], c] for s, r, o, c in (m.predicted_triplets or [])
+                    ],
+                    "span_candidates": m.span_candidates,
+                }
+            )
+        cases.append(
+            {
+                "window_size": size,
+                "window_stride": stride,
+                "windows": rows,
+                "predictions": predictions,
+                "merged": merged_rows,
+            }
+        )
+    out = Path(__file__).with_name("reference_windows.json")
+    payload = {"documents": DOCUMENTS, "cases": cases}
+    out.write_text(json.dumps(payload, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"wrote {len(cases)} cases, {sum(len(c['windows']) for c in cases)} windows to {out}")
+
+
+if __name__ == "__main__":
+    main()
