@@ -12,9 +12,11 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import random
 import time
 
 import spacy
+from spacy.lang.en import English
 
 from relik_jax import datasets
 from relik_jax.words import WordTokenizer
@@ -30,6 +32,30 @@ def corpora() -> dict[str, list[str]]:
     ]
     out["nyt (test+dev)"] = [s.text for split in ("test", "dev") for s in datasets.read_nyt(split)]
     out["rebel-sample (raw Wikipedia)"] = [d.text for d in datasets.read_rebel_sample()]
+    out["random punctuation-heavy strings"] = random_strings(0, 20_000, with_exceptions=False)
+    out["random strings with spaCy exception keys"] = random_strings(1, 20_000, with_exceptions=True)
+    return out
+
+
+def random_strings(seed: int, n: int, with_exceptions: bool) -> list[str]:
+    """Adversarial strings: letters, digits, punctuation, quotes, currency, URLs, abbreviations, emoticons,
+    non-Latin letters and whitespace glued together at random (plus spaCy's own exception strings)."""
+    rng = random.Random(seed)
+    pieces = list("abcdeXYZ0123456789 .,;:!?'\"()[]-/$%&@#*+=<>_~…’“”°€£") + [
+        "Mr.", "U.S.", "don't", "http://a.com", "e.g.", " ", " ", " ", "\n", "é", "ß", "Ж", "中", ":)", "'s",
+        "n't", "...", "www.x.org", "a.m.",
+    ]  # fmt: skip
+    keys = list(English.Defaults.tokenizer_exceptions)
+    out = []
+    for _ in range(n):
+        if with_exceptions:
+            parts = [
+                rng.choice(keys) if rng.random() < 0.4 else rng.choice(pieces)
+                for _ in range(rng.randint(1, 8))
+            ]
+        else:
+            parts = [rng.choice(pieces) for _ in range(rng.randint(1, 25))]
+        out.append("".join(parts))
     return out
 
 

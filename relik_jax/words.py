@@ -562,8 +562,7 @@ class WordTokenizer:
                 pieces = tuple(self._split_chunk(key, with_specials=False))
                 if len(pieces) > 1:
                     self._merge.setdefault(pieces[0], []).append((pieces, key))
-        for v in self._merge.values():
-            v.sort(key=lambda x: -len(x[0]))
+        self._max_pattern = max((len(p) for v in self._merge.values() for p, _ in v), default=1)
         self._cache: dict[str, tuple[str, ...]] = {}
 
     def _affix_match(self, s: str) -> bool:
@@ -670,45 +669,78 @@ class WordTokenizer:
                 i = j
 
     def iter_words(self, text: str) -> Iterator[Word]:
-        """Generator over the words of `text` (bounded memory for very long documents)."""
+        """Generator over the words of `text` (streams: memory stays bounded for very long documents)."""
         if not isinstance(text, str):
             raise TypeError(f"text must be str, got {type(text).__name__}")
-        buf: list[tuple[str, int]] = []
         raw = self._iter_raw(text)
-        index = 0
+        buf: list[tuple[str, int]] = []  # raw tokens base, base+1, ...
+        base = 0
+        scan = 0  # next token index at which matches are looked for
+        pending: list[tuple[int, int, str]] = []  # special-case matches (start, end, key), token indices
         exhausted = False
+        index = 0
         while True:
-            while not exhausted and len(buf) < 16:
+            while not exhausted and base + len(buf) < scan + self._max_pattern:
                 nxt = next(raw, None)
                 if nxt is None:
                     exhausted = True
                 else:
                     buf.append(nxt)
-            if not buf:
-                return
-            piece, start = buf[0]
-            candidates = self._merge.get(piece)
-            matched = False
-            if candidates:
-                for pieces, key in candidates:
+            end = base + len(buf)
+            if scan < end:
+                for pieces, key in self._merge.get(buf[scan - base][0], ()):
                     k = len(pieces)
-                    if k > len(buf) or tuple(p for p, _ in buf[:k]) != pieces:
-                        continue
-                    # the pieces must be contiguous in the text (no whitespace between them)
-                    if buf[k - 1][1] + len(buf[k - 1][0]) - start != len(key):
-                        continue
+                    if scan + k <= end and all(buf[scan - base + j][0] == pieces[j] for j in range(1, k)):
+                        pending.append((scan, scan + k, key))
+                scan += 1
+                # matches found later start at >= scan: resolve once no pending match reaches past it
+                if any(e > scan for _, e, _ in pending):
+                    continue
+            for word in self._resolve(buf[: scan - base], base, pending, index):
+                yield word
+                index += 1
+            del buf[: scan - base]
+            base = scan
+            pending = []
+            if scan >= end and exhausted:
+                return
+
+    def _resolve(
+        self, tokens: list[tuple[str, int]], base: int, matches: list[tuple[int, int, str]], index: int
+    ) -> Iterator[Word]:
+        """Apply overlapping special-case matches as spaCy does: longest first, then leftmost; a match is
+        dropped when its first or last token was covered by an earlier considered match (accepted or not);
+        an accepted match spanning whitespace keeps its tokens (its text is not the special-case string)."""
+        accepted: dict[int, tuple[int, str]] = {}
+        seen: set[int] = set()
+        for s, e, key in sorted(matches, key=lambda m: (m[0] - m[1], m[0])):
+            if s not in seen and e - 1 not in seen:
+                accepted[s] = (e, key)
+            seen.update(range(s, e))
+        i = base
+        stop = base + len(tokens)
+        while i < stop:
+            piece, start = tokens[i - base]
+            if i in accepted:
+                e, key = accepted[i]
+                last, last_start = tokens[e - 1 - base]
+                if last_start + len(last) - start == len(key):
                     pos = start
                     for sub in self._specials[key]:
                         yield Word(sub, pos, pos + len(sub), index)
                         index += 1
                         pos += len(sub)
-                    del buf[:k]
-                    matched = True
-                    break
-            if not matched:
-                yield Word(piece, start, start + len(piece), index)
-                index += 1
-                del buf[0]
+                    i = e
+                    continue
+                for j in range(i, e):
+                    piece, start = tokens[j - base]
+                    yield Word(piece, start, start + len(piece), index)
+                    index += 1
+                i = e
+                continue
+            yield Word(piece, start, start + len(piece), index)
+            index += 1
+            i += 1
 
     def __call__(self, text: str, is_split_into_words: bool = False) -> list[Word]:
         if is_split_into_words:
