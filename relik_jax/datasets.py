@@ -1,16 +1,15 @@
 """Readers for the shared datasets, and converters to the reference's data formats.
 
-Readers are generators of plain dataclasses with character offsets (Python `str` indices) into `text`:
-- `read_aida(split)` -> `Document` (EL; mentions labelled with 2010 Wikipedia titles, `NME` for `--NME--`);
-- `read_conll04(split)`, `read_nyt(split)`, `read_rebel_sample()` -> `Document` with entities and `triplets`;
-- `read_wikidata_properties()`, `nyt_relation_names()`, `read_rebel_relation_counts()` -> relation
-definitions.
+Readers are generators of plain dataclasses with char offsets (Python `str` indices) into `text`:
+- `read_aida(split)` -> `Document` (EL; mentions labelled with 2010 Wikipedia titles, `NME` = `--NME--`);
+- `read_conll04(split)`, `read_nyt(split)`, `read_rebel_sample()` -> `Document` with entity mentions and
+  `triplets`;
+- `read_wikidata_properties()`, `nyt_relation_names()`, `read_rebel_relation_counts()` -> relation types.
 
 Converters follow the reference's formats (relik-reference.md §4): `to_raw_el` / `to_raw_re` (§4.2, the
-inputs of
-`relik data create-windows`), `labelled_windows` (§4.3 windowized reader data with `window_labels`,
-`window_labels_tokens`, `window_triplet_labels`, `window_triplet_labels_tokens`) and `to_dpr` (§4.1 retriever
-training), plus `read_jsonl` / `write_jsonl` for windowized files.
+inputs of `relik data create-windows`), `labelled_windows` (§4.3 windowized reader data with
+`window_labels`, `window_labels_tokens`, `window_triplet_labels`, `window_triplet_labels_tokens`), `to_dpr`
+(§4.1 retriever training), and `read_jsonl` / `write_jsonl` for windowized files.
 """
 
 from __future__ import annotations
@@ -71,9 +70,10 @@ class TripletLabel:
 
 @dataclass(slots=True)
 class Document:
-    """One annotated document. `words` are the dataset's own tokens when it has them (`word_offsets` gives
-    their
-    char spans), else empty; windowing re-tokenizes `text` with relik_jax.words unless told to use `words`."""
+    """One annotated document.
+
+    `words` are the dataset's own tokens when it has them (`word_offsets` are their char spans), else
+    empty; windowing re-tokenizes `text` with relik_jax.words unless told to use `words`."""
 
     doc_id: str
     text: str
@@ -111,9 +111,8 @@ _DOCSTART = re.compile(r"^-DOCSTART- \((.*)\)$")
 def read_aida(split: str = "testb", path: str | Path | None = None) -> Iterator[Document]:
     """AIDA-CoNLL documents of one split (`train`, `testa`, `testb`) from the official AIDA-YAGO2 TSV.
 
-    Text = the CoNLL tokens joined by single spaces (as ZELDA's test_aida-b.jsonl); mention label =
-    Wikipedia title
-    from the URL column with spaces (2010 titles), or `NME` for `--NME--` mentions."""
+    Text = the CoNLL tokens joined by single spaces (as ZELDA's test_aida-b.jsonl); mention label = the
+    Wikipedia title of the URL column with spaces (2010 titles), or `NME` for `--NME--` mentions."""
     if split not in _AIDA_SPLITS:
         raise ValueError(f"AIDA split must be one of {_AIDA_SPLITS}, got {split!r}")
     path = Path(path) if path else data_path("aida-conll", "AIDA-YAGO2-dataset.tsv")
@@ -229,11 +228,10 @@ def read_nyt(
 ) -> Iterator[Document]:
     """NYT (exact-name version) sentences with triplets; entities are located by word-aligned exact match.
 
-    The text is whitespace-tokenized; an entity is the first occurrence of its words. Triplets whose
-    subject or
-    object cannot be located are dropped and counted in `stats` (pass a `LocateStats`). Relation label =
-    REBEL's
-    verbal name (`relation_names`, default `nyt_relation_names()`); pass `{}` to keep Freebase paths."""
+    The text is whitespace-tokenized; an entity is the first occurrence of its words (accent-insensitive
+    as a fallback). Triplets whose subject or object cannot be located are dropped and counted in `stats`
+    (pass a `LocateStats`). Relation label = REBEL's verbal name (`relation_names`, default
+    `nyt_relation_names()`); pass `{}` to keep the Freebase paths."""
     files = {"test": "test", "dev": "valid", "valid": "valid"}
     if split not in files:
         raise ValueError(
@@ -297,8 +295,7 @@ def _locate(text: str, words: list[str], offsets: list[tuple[int, int]], name: s
 
 
 def nyt_relation_names(path: str | Path | None = None) -> dict[str, str]:
-    """NYT Freebase relation path -> REBEL's verbal relation name (e.g. `/people/person/children` ->
-    `child`)."""
+    """NYT Freebase relation path -> REBEL's relation name (`/people/person/children` -> `child`)."""
     path = Path(path) if path else data_path("nyt", "nyt_relations.json")
     with open(path, encoding="utf-8") as f:
         return {r["label"]: r["rebel_name"] for r in json.load(f)["relations"]}
@@ -306,8 +303,7 @@ def nyt_relation_names(path: str | Path | None = None) -> dict[str, str]:
 
 # ------------------------------------------------------------------------------------------------------ REBEL
 def read_rebel_sample(path: str | Path | None = None) -> Iterator[Document]:
-    """REBEL sample abstracts: entity mentions labelled with their Wikidata QID, triplets with the property
-    label."""
+    """REBEL sample abstracts: mentions labelled with their Wikidata QID, triplets with the property label."""
     path = Path(path) if path else data_path("rebel-sample", "sample.jsonl")
     with open(path, encoding="utf-8") as f:
         for line in f:
@@ -384,8 +380,7 @@ def write_jsonl(rows: Iterable[dict], path: str | Path) -> int:
 
 
 def to_raw_el(doc: Document) -> dict:
-    """§4.2 raw EL format: `{"doc_id", "doc_text", "doc_span_annotations": [[char_start, char_end,
-    title]]}`."""
+    """§4.2 raw EL format: `{"doc_id", "doc_text", "doc_span_annotations": [[start, end, title]]}`."""
     return {
         "doc_id": doc.doc_id,
         "doc_text": doc.text,
@@ -401,8 +396,7 @@ def _word_span(m: Mention, offsets: list[tuple[int, int]]) -> tuple[int, int]:
 
 
 def to_raw_re(doc: Document) -> dict:
-    """§4.2 raw RE format: word-level spans over `doc_words` (the dataset's own words, else spaCy-like
-    words)."""
+    """§4.2 raw RE format: word-level spans over `doc_words` (the dataset's words, else relik_jax.words)."""
     if doc.words:
         words, offsets = doc.words, doc.word_offsets
     else:

@@ -84,6 +84,29 @@ CONFIGS = [(8, 4), (5, 2), (7, 3), (16, 16), (32, 16), (6, 0)]
 LABELS = ["A", "B", "C", "--NME--"]
 
 
+def reference_output() -> dict:
+    """`RelikOutput.to_dict()` of the reference for a hand-built two-window output (serialisation check)."""
+    from relik.inference.data.objects import Candidates, RelikOutput, Span, Triplets, TaskType  # noqa: F401
+    from relik.retriever.indexers.document import Document
+
+    text = "Paris is the capital of France ."
+    tokens = list(spacy.blank("en")(text))
+    paris, france = Span(0, 5, "Paris", "Paris"), Span(24, 30, "France", "France")
+    docs = [
+        [Document("Paris", id=1, metadata={"definition": "capital of France"}), Document("France", id=2)],
+        [Document("France", id=2)],
+    ]
+    out = RelikOutput(
+        text=text,
+        tokens=tokens,
+        id=0,
+        spans=[paris, france],
+        triplets=[Triplets(paris, "capital of", france, 0.91)],
+        candidates=Candidates(span=[docs], triplet=[[[Document("capital of", id=7)]]]),
+    )
+    return {"text": text, "dict": json.loads(json.dumps(out.to_dict()))}
+
+
 def main() -> None:
     rng = random.Random(0)
     tokenizer = SpacyTokenizer(language="en")
@@ -144,7 +167,7 @@ def main() -> None:
             }
         )
     out = Path(__file__).with_name("reference_windows.json")
-    payload = {"documents": DOCUMENTS, "cases": cases}
+    payload = {"documents": DOCUMENTS, "cases": cases, "relik_output": reference_output()}
     out.write_text(json.dumps(payload, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"wrote {len(cases)} cases, {sum(len(c['windows']) for c in cases)} windows to {out}")
 
