@@ -165,7 +165,7 @@ class WindowSplitter:
 
     def split_document(
         self,
-        text: str,
+        text: str | list[str],
         doc_id: int | str = 0,
         words: Sequence[Word] | Sequence[str] | None = None,
         doc_topic: str | None = None,
@@ -177,8 +177,10 @@ class WindowSplitter:
         `words`: precomputed `Word`s, or strings that appear in order in `text` separated by whitespace
         (a dataset's own tokens); default: relik_jax.words on `text`. `spans`: given mentions (absolute
         chars) copied into the windows that contain them."""
+        if isinstance(text, list):  # pre-split words: the reference joins them with single spaces
+            text, is_split_into_words = " ".join(text), True
         if not isinstance(text, str):
-            raise TypeError(f"document text must be str, got {type(text).__name__}")
+            raise TypeError(f"document text must be str or list of words, got {type(text).__name__}")
         ws = _as_words(text, words, is_split_into_words)
         starts = np.fromiter((w.start for w in ws), dtype=np.int64, count=len(ws))
         ends = np.fromiter((w.end for w in ws), dtype=np.int64, count=len(ws))
@@ -201,7 +203,7 @@ class WindowSplitter:
 
     def split_documents(
         self,
-        texts: Iterable[str],
+        texts: Iterable[str | list[str]],
         doc_ids: Iterable[int | str] | None = None,
         is_split_into_words: bool = False,
         batch_doc_topic: bool = False,
@@ -214,7 +216,10 @@ class WindowSplitter:
         first_topic: str | None = None
         for i, text in enumerate(texts):
             doc_id = next(ids) if ids is not None else i
-            ws = _as_words(text, None, is_split_into_words)
+            split = is_split_into_words
+            if isinstance(text, list):
+                text, split = " ".join(text), True
+            ws = _as_words(text, None, split)
             topic = ws[0].text if ws else None
             if batch_doc_topic:
                 first_topic = topic if i == 0 else first_topic

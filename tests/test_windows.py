@@ -187,3 +187,17 @@ def test_windows_and_merge_match_reference_package():
                 exp["predicted_triplets"]
             )
             assert m.span_candidates == exp["span_candidates"]
+
+
+def test_pre_split_words_and_span_probabilities():
+    splitter = WindowSplitter(3, 2)
+    a = list(splitter.split_documents([["New", "York", "is", "big", "."]]))
+    b = list(splitter.split_document("New York is big .", is_split_into_words=True))
+    assert [w.to_dict() for w in a] == [w.to_dict() for w in b]
+    assert a[0].text == "New York is"
+    windows = list(WindowSplitter(4, 2).split_document("a b c d e f"))
+    for w, p in zip(windows, [0.9, 0.1], strict=True):
+        w.predicted_spans = [(4, 5, "C")]
+        w.predicted_span_probs = {(4, 5): [("C", p)]}
+    (merged,) = merge_windows(windows)
+    assert merged.spans == [(4, 5, "C")] and merged.span_probs == {(4, 5): [("C", 0.9)]}  # first window wins

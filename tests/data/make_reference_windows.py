@@ -86,7 +86,7 @@ LABELS = ["A", "B", "C", "--NME--"]
 
 def reference_output() -> dict:
     """`RelikOutput.to_dict()` of the reference for a hand-built two-window output (serialisation check)."""
-    from relik.inference.data.objects import Candidates, RelikOutput, Span, Triplets, TaskType  # noqa: F401
+    from relik.inference.data.objects import Candidates, RelikOutput, Span, Triplets
     from relik.retriever.indexers.document import Document
 
     text = "Paris is the capital of France ."
