@@ -42,6 +42,7 @@ __all__ = [
     "read_wikidata_properties",
     "nyt_relation_names",
     "read_rebel_relation_counts",
+    "relation_definitions",
     "read_jsonl",
     "write_jsonl",
     "to_raw_el",
@@ -355,6 +356,16 @@ def read_wikidata_properties(
         for r in rows
         if not item_valued_only or r.get("datatype") == "WI"
     ]
+
+
+def relation_definitions(labels: Iterable[str], properties: list[Relation] | None = None) -> dict[str, str]:
+    """Relation label -> Wikidata description (exact label match, item-valued properties preferred);
+    labels without a match (renamed since the dataset was built, or dataset-specific names) map to ""."""
+    props = read_wikidata_properties() if properties is None else properties
+    by_label: dict[str, str] = {}
+    for p in sorted(props, key=lambda p: p.datatype != "WI"):  # item-valued first
+        by_label.setdefault(p.label, p.description)
+    return {label: by_label.get(label, "") for label in labels}
 
 
 # ------------------------------------------------------------------------------------------------ JSONL + raw
