@@ -9,7 +9,8 @@ A `Window` carries `doc_id`, `window_id`, `text` (the raw char slice of the docu
 last word), `words`, `offset` (char start), absolute word char offsets as numpy arrays, and the index of its
 first word in the document. `to_dict()` emits the reference's windowized JSONL fields (`tokens`, `words`,
 `token2char_start/end` keyed by window-relative word index, `char2token_start/end` keyed by absolute char,
-mapping to document-level word indices; keys are strings as in JSON).
+mapping to document-level word indices; keys are strings as in JSON; `spans` = given mentions, always
+present as in the reference).
 
 `doc_topic` is the first word of the document. [Reference quirk] the reference assigns it once per batch call,
 so every document of a batch gets the first document's first word; `split_documents(...,
@@ -105,13 +106,12 @@ class Window:
             "words": list(self.words),
             "doc_topic": self.doc_topic,
             "offset": self.offset,
+            "spans": [list(sp) for sp in self.spans],
             "token2char_start": {str(i): s for i, s in enumerate(starts)},
             "token2char_end": {str(i): e for i, e in enumerate(ends)},
             "char2token_start": {str(s): i for s, i in zip(starts, doc_idx, strict=True)},
             "char2token_end": {str(e): i for e, i in zip(ends, doc_idx, strict=True)},
         }
-        if self.spans:
-            row["spans"] = [list(s) for s in self.spans]
         if self.span_candidates is not None:
             row["span_candidates"] = self.span_candidates
         if self.triplet_candidates is not None:

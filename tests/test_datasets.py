@@ -2,6 +2,7 @@
 
 import collections
 import json
+from pathlib import Path
 
 import pytest
 
@@ -190,3 +191,27 @@ def test_bad_split_names_raise():
         next(D.read_aida("dev"))
     with pytest.raises(ValueError, match="train split is not available"):
         next(D.read_nyt("train"))
+
+
+def test_create_windows_matches_reference_command():
+    """Fixture written by the reference `relik data create-windows` (tests/data/make_reference_windows.py) on
+    hand-written raw documents: padded, misaligned and sub-word labels, char and word-level triplets."""
+    ref = json.loads(
+        (Path(__file__).with_name("data") / "reference_windows.json").read_text(encoding="utf-8")
+    )
+    assert len(ref["create_windows"]) == 4
+    for case in ref["create_windows"]:
+        ours = list(
+            D.create_windows(
+                case["input"],
+                window_size=case["window_size"],
+                window_stride=case["window_stride"],
+                is_split_into_words=case.get("is_split_into_words", False),
+                labels_are_tokens=case.get("labels_are_tokens", False),
+                title_mapping=case.get("title_mapping"),
+            )
+        )
+        assert len(ours) == len(case["output"])
+        for mine, theirs in zip(ours, case["output"], strict=True):
+            assert list(mine) == list(theirs)
+            assert mine == theirs, (case["window_size"], theirs["doc_id"], theirs["window_id"])

@@ -107,6 +107,125 @@ def reference_output() -> dict:
     return {"text": text, "dict": json.loads(json.dumps(out.to_dict()))}
 
 
+def _char_doc(doc_id: int, text: str, mentions: list, triplets: list = ()) -> dict:
+    """Raw char-level document; mentions are (surface, occurrence, label[, spaces to include around])."""
+
+    def span(surface: str, occurrence: int, label: str, pad: int = 0) -> list:
+        start = -1
+        for _ in range(occurrence + 1):
+            start = text.index(surface, start + 1)
+        return [start - pad, start + len(surface) + pad, label]
+
+    spans = [span(*m) for m in mentions]
+    return {
+        "doc_id": doc_id,
+        "doc_text": text,
+        "doc_span_annotations": spans,
+        "doc_triplet_annotations": [
+            {"subject": spans[s], "relation": r, "object": spans[o]} for s, r, o in triplets
+        ],
+    }
+
+
+# doc id 0 comes first: the reference replaces a falsy doc id by the document's position in the batch and
+# then fails to find the document (KeyError) if that position is not 0
+CHAR_DOCS = [
+    _char_doc(
+        0, "Rome is the capital of Italy .", [("Rome", 0, "Rome"), ("Italy", 0, "Italy")], [(0, "country", 1)]
+    ),
+    _char_doc(
+        3,
+        "Barack Obama visited Paris in 2015 and met François Hollande at the Élysée Palace . Obama's aides "
+        "said the U.S.-French talks went well , per Reuters .",
+        [
+            ("Barack Obama", 0, "Barack Obama"),
+            ("Paris", 0, "Paris", 1),
+            ("François Hollande", 0, "François Hollande"),
+            ("Élysée Palace", 0, "Élysée Palace"),
+            ("Obama", 1, "Barack Obama"),
+            ("Holl", 0, "--NME--"),
+            ("U.S.", 0, "United States"),
+            ("French", 0, "France"),
+            ("Reuters", 0, "Reuters"),
+        ],
+        [(0, "residence", 1), (2, "work location", 3), (5, "misaligned", 8)],
+    ),
+    _char_doc(7, "No entities here at all , only words .", []),
+    _char_doc(
+        8,
+        "Ferrari , based in Maranello , races in Formula One ; Maranello is near Modena in Emilia-Romagna .",
+        [
+            ("Ferrari", 0, "Scuderia Ferrari"),
+            ("Maranello", 0, "Maranello"),
+            ("Formula One", 0, "Formula One"),
+            ("Maranello", 1, "Maranello"),
+            ("Modena", 0, "Modena"),
+            ("Emilia", 0, "Emilia-Romagna"),
+        ],
+        [(0, "headquarters location", 1), (3, "located in", 5), (0, "league", 2)],
+    ),
+]
+WORD_DOCS = [
+    {
+        "doc_id": 1,
+        "doc_words": "John Smith works for Acme Corp in New York City".split(),
+        "doc_span_annotations": [[0, 2, "Peop"], [4, 6, "Org"], [7, 10, "Loc"]],
+        "doc_triplet_annotations": [
+            {"subject": [0, 2, "Peop"], "relation": "Work_For", "object": [4, 6, "Org"]},
+            {"subject": [4, 6, "Org"], "relation": "OrgBased_In", "object": [7, 10, "Loc"]},
+        ],
+    },
+    {
+        "doc_id": 2,
+        "doc_words": "PERUGIA , Italy ( AP )".split(),
+        "doc_span_annotations": [[0, 1, "Loc"], [2, 3, "Loc"], [4, 5, "Org"]],
+        "doc_triplet_annotations": [
+            {"subject": [0, 1, "Loc"], "relation": "Located_In", "object": [2, 3, "Loc"]},
+            {"subject": [4, 5, "Org"], "relation": "OrgBased_In", "object": [0, 1, "Loc"]},
+        ],
+    },
+]
+CREATE_WINDOWS_CASES = [
+    {"docs": "char", "window_size": 8, "window_stride": 4},
+    {"docs": "char", "window_size": 32, "window_stride": 16},
+    {
+        "docs": "char",
+        "window_size": "none",
+        "window_stride": 16,
+        "title_mapping": {"Paris": "Paris (France)"},
+    },
+    {
+        "docs": "word",
+        "window_size": "none",
+        "window_stride": 16,
+        "is_split_into_words": True,
+        "labels_are_tokens": True,
+    },
+]
+
+
+def reference_create_windows() -> list:
+    """Outputs of the reference `relik data create-windows` command for the raw documents above."""
+    import tempfile
+
+    from relik.cli.data import create_windows
+
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for case in CREATE_WINDOWS_CASES:
+            docs = CHAR_DOCS if case["docs"] == "char" else WORD_DOCS
+            src, dst, mapping = Path(tmp, "in.jsonl"), Path(tmp, "out.jsonl"), Path(tmp, "map.json")
+            src.write_text("".join(json.dumps(d) + "\n" for d in docs))
+            kwargs = {k: v for k, v in case.items() if k not in ("docs", "title_mapping")}
+            if "title_mapping" in case:
+                mapping.write_text(json.dumps(case["title_mapping"]))
+                kwargs["title_mapping"] = str(mapping)
+            create_windows(str(src), str(dst), overwrite=True, **kwargs)
+            rows = [json.loads(line) for line in dst.read_text().splitlines()]
+            out.append({**case, "input": docs, "output": rows})
+    return out
+
+
 def main() -> None:
     rng = random.Random(0)
     tokenizer = SpacyTokenizer(language="en")
@@ -167,7 +286,12 @@ def main() -> None:
             }
         )
     out = Path(__file__).with_name("reference_windows.json")
-    payload = {"documents": DOCUMENTS, "cases": cases, "relik_output": reference_output()}
+    payload = {
+        "documents": DOCUMENTS,
+        "cases": cases,
+        "relik_output": reference_output(),
+        "create_windows": reference_create_windows(),
+    }
     out.write_text(json.dumps(payload, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"wrote {len(cases)} cases, {sum(len(c['windows']) for c in cases)} windows to {out}")
 
