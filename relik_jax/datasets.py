@@ -714,40 +714,55 @@ def labelled_windows(
 
 def to_dpr(
     windows: Iterable[dict],
+    documents: Iterable[dict],
     label_type: str = "span",
-    title_to_id: dict[str, int] | None = None,
-    definitions: dict[str, str] | None = None,
+    title_map: dict[str, str] | None = None,
+    missing: set[str] | None = None,
 ) -> Iterator[dict]:
-    """§4.1 DPR-like retriever training rows from labelled windows (NME labels and windows without
-    positives are
-    skipped; `label_type="triplet"` uses the relations of `window_triplet_labels`)."""
+    """§4.1 DPR-like retriever training rows: the reference's `relik data convert-to-dpr`.
+
+    `documents` is the passage store: dicts `{"text", "id", "metadata"}` (e.g. `read_jsonl` of a
+    documents.jsonl; for repeated texts the last one wins). For every labelled window, each label
+    (`window_labels` titles, or `window_triplet_labels` relations with `label_type="triplet"`), stripped,
+    NME skipped, mapped through `title_map` (spans only), that names a passage becomes a positive with
+    `metadata.passage_id = "<doc_id>_<offset>_<label index>"`; labels naming no passage go to `missing`;
+    windows without positives are skipped. [Quirk kept] a passage that a window names twice appears twice,
+    both times with the passage id of its last occurrence (the reference mutates one shared object)."""
     if label_type not in ("span", "triplet"):
         raise ValueError(f"label_type must be 'span' or 'triplet', got {label_type!r}")
-    title_to_id = title_to_id or {}
-    definitions = definitions or {}
+    title_map = title_map or {}
+    store: dict[str, dict] = {}
+    for d in documents:
+        store[d["text"]] = {"text": d["text"], "id": d.get("id"), "metadata": dict(d.get("metadata") or {})}
     for w in windows:
-        if label_type == "span":
-            labels = [label for _, _, label in w.get("window_labels", [])]
+        if label_type == "triplet":
+            labels = [(i, t["relation"]) for i, t in enumerate(w.get("window_triplet_labels", []))]
         else:
-            labels = [t["relation"] for t in w.get("window_triplet_labels", [])]
-        seen: list[str] = []
-        for label in labels:
-            if label != NME and label not in seen:
-                seen.append(label)
-        if not seen:
+            labels = [(i, lab[2]) for i, lab in enumerate(w.get("window_labels", []))]
+        positives: list[dict] = []
+        for i, label in labels:
+            if not label:
+                continue
+            label = label.strip()
+            if label_type == "span":
+                if label == NME:
+                    continue
+                label = title_map.get(label, label)
+            passage = store.get(label)
+            if passage is None:
+                if missing is not None:
+                    missing.add(label)
+                continue
+            passage["metadata"]["passage_id"] = f"{w['doc_id']}_{w['offset']}_{i}"
+            positives.append(passage)
+        if not positives:
             continue
-        prefix = f"{w['doc_id']}_{w['offset']}"
         yield {
-            "id": prefix,
-            "doc_topic": w.get("doc_topic", ""),
-            "question": w["text"],
+            "id": f"{w['doc_id']}_{w['offset']}",
+            "doc_topic": w["doc_topic"],
+            "question": w["doc_text"] if "doc_text" in w else w["text"],
             "positive_ctxs": [
-                {
-                    "text": label,
-                    "id": title_to_id.get(label),
-                    "metadata": {"definition": definitions.get(label, ""), "passage_id": f"{prefix}_{i}"},
-                }
-                for i, label in enumerate(seen)
+                {"text": p["text"], "id": p["id"], "metadata": dict(p["metadata"])} for p in positives
             ],
             "negative_ctxs": "",
             "hard_negative_ctxs": "",

@@ -177,19 +177,49 @@ def test_labelled_windows_cover_all_gold_and_roundtrip(tmp_path):
                 )
 
 
-def test_dpr_rows():
+def test_dpr_rows_match_reference_command():
+    """Fixture written by the reference `relik data convert-to-dpr` on the windows of the create-windows
+    fixture, with a hand-written passage store (duplicate texts, missing titles, a title map)."""
+    ref = json.loads(
+        (Path(__file__).with_name("data") / "reference_windows.json").read_text(encoding="utf-8")
+    )
+    windows = {c["window_size"]: c["output"] for c in ref["create_windows"][:2]}
+    for case in ref["dpr"]["cases"]:
+        missing: set[str] = set()
+        ours = list(
+            D.to_dpr(
+                windows[case["window_size"]],
+                ref["dpr"]["passages"],
+                label_type=case["label_type"],
+                title_map=ref["dpr"]["title_map"],
+                missing=missing,
+            )
+        )
+        assert ours == case["output"], (case["window_size"], case["label_type"])
+        assert missing  # some titles and relations have no passage
+    assert any(len(r["positive_ctxs"]) > 1 for c in ref["dpr"]["cases"] for r in c["output"])
+
+
+def test_dpr_rows_from_aida():
     docs = list(D.read_aida("testb"))[:5]
     windows = list(D.labelled_windows(docs, 32, 16))
-    rows = list(D.to_dpr(windows, title_to_id={"Japan national football team": 7}))
+    titles = sorted({m.label for d in docs for m in d.mentions if m.label != D.NME})
+    passages = [{"text": t, "id": i, "metadata": {"definition": ""}} for i, t in enumerate(titles)]
+    rows = list(D.to_dpr(windows, passages))
     assert 0 < len(rows) <= len(windows)
     first = rows[0]
     assert first["id"] == "1163testb SOCCER_0" and first["question"] == windows[0]["text"]
-    titles = [p["text"] for p in first["positive_ctxs"]]
-    assert titles[0] == "Japan national football team" and first["positive_ctxs"][0]["id"] == 7
+    assert first["positive_ctxs"][0]["text"] == "Japan national football team"
+    assert first["positive_ctxs"][0]["id"] == titles.index("Japan national football team")
     assert D.NME not in {p["text"] for r in rows for p in r["positive_ctxs"]}
-    assert first["positive_ctxs"][1]["metadata"]["passage_id"] == "1163testb SOCCER_0_1"
-    re_rows = list(D.to_dpr(D.labelled_windows(D.read_conll04("test"), None, None), label_type="triplet"))
-    assert sum(1 for d in D.read_conll04("test") if d.triplets) == len(re_rows)
+    re_rows = list(
+        D.to_dpr(
+            D.labelled_windows(D.read_conll04("test"), None, None), [{"text": "Kill", "id": 0}], "triplet"
+        )
+    )
+    assert len(re_rows) == sum(
+        1 for d in D.read_conll04("test") if any(t.relation == "Kill" for t in d.triplets)
+    )
 
 
 def test_bad_split_names_raise():

@@ -226,6 +226,40 @@ def reference_create_windows() -> list:
     return out
 
 
+PASSAGES = [
+    {"text": "Barack Obama", "id": 0, "metadata": {"definition": "44th president of the United States"}},
+    {"text": "Paris (France)", "id": 1, "metadata": {"definition": "capital of France"}},
+    {"text": "France", "id": 2},
+    {"text": "Reuters", "id": 3, "metadata": {"definition": "news agency"}},
+    {"text": "Maranello", "id": 4, "metadata": {"definition": "town in Italy"}},
+    {"text": "Maranello", "id": 5, "metadata": {"definition": "duplicate text: the later passage wins"}},
+    {"text": "residence", "id": 10, "metadata": {"definition": "place where the person lives"}},
+    {"text": "located in", "id": 11},
+    {"text": "league", "id": 12, "metadata": {"definition": "league the team plays in"}},
+]
+
+
+def reference_dpr(create_windows_cases: list) -> list:
+    """Outputs of the reference `relik data convert-to-dpr` on the char-level windows made above."""
+    import tempfile
+
+    from relik.cli.data import convert_to_dpr
+
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp, "windows.jsonl"), Path(tmp, "dpr.jsonl")
+        docs, mapping = Path(tmp, "documents.jsonl"), Path(tmp, "map.json")
+        docs.write_text("".join(json.dumps(p) + "\n" for p in PASSAGES))
+        mapping.write_text(json.dumps({"Paris": "Paris (France)"}))
+        for case in create_windows_cases[:2]:
+            src.write_text("".join(json.dumps(r) + "\n" for r in case["output"]))
+            for label_type in ("span", "triplet"):
+                convert_to_dpr(str(src), str(dst), str(docs), title_map=str(mapping), label_type=label_type)
+                rows = [json.loads(line) for line in dst.read_text().splitlines()]
+                out.append({"window_size": case["window_size"], "label_type": label_type, "output": rows})
+    return out
+
+
 def main() -> None:
     rng = random.Random(0)
     tokenizer = SpacyTokenizer(language="en")
@@ -291,6 +325,11 @@ def main() -> None:
         "cases": cases,
         "relik_output": reference_output(),
         "create_windows": reference_create_windows(),
+    }
+    payload["dpr"] = {
+        "passages": PASSAGES,
+        "title_map": {"Paris": "Paris (France)"},
+        "cases": reference_dpr(payload["create_windows"]),
     }
     out.write_text(json.dumps(payload, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"wrote {len(cases)} cases, {sum(len(c['windows']) for c in cases)} windows to {out}")
