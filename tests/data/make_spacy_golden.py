@@ -4,10 +4,12 @@ spaCy is not a project dependency; use a private venv:
     python3 -m venv /tmp/spacy-venv && /tmp/spacy-venv/bin/pip install "spacy>=3.7,<3.8" click
     /tmp/spacy-venv/bin/python tests/data/make_spacy_golden.py
 Each line: {"text", "words": [[text, start, end], ...]} from `spacy.blank("en")` (the rule-based tokenizer the
-reference uses through en_core_web_sm). The sentences are written for this test, not taken from any dataset.
+reference uses through en_core_web_sm). The sentences are written for this test, not taken from any dataset,
+followed by 300 seeded random strings glued from punctuation-heavy pieces.
 """
 
 import json
+import random
 from pathlib import Path
 
 import spacy
@@ -68,14 +70,26 @@ SENTENCES = [
 ]
 
 
+PIECES = list("abcdeXYZ0123456789 .,;:!?'\"()[]-/$%&@#*+=<>_~…’“”°€£") + [
+    "Mr.", "U.S.", "don't", "http://a.com", "e.g.", " ", " ", " ", "\n", "é", "ß", "Ж", "中", ":)", "'s",
+    "n't", "...", "www.x.org", "a.m.", "can't", "I'm", "a.", "):", "x@y.com", "1-2", "10km", "$5",
+]  # fmt: skip
+
+
+def adversarial(n: int, seed: int = 0) -> list[str]:
+    """Random glue of punctuation, quotes, abbreviations, URLs, emoticons and whitespace."""
+    rng = random.Random(seed)
+    return ["".join(rng.choice(PIECES) for _ in range(rng.randint(1, 20))) for _ in range(n)]
+
+
 def main() -> None:
     nlp = spacy.blank("en")
     out = Path(__file__).with_name("spacy_golden.jsonl")
     with open(out, "w", encoding="utf-8") as f:
-        for s in SENTENCES:
+        for s in SENTENCES + adversarial(300):
             words = [[t.text, t.idx, t.idx + len(t.text)] for t in nlp(s)]
             f.write(json.dumps({"text": s, "words": words}, ensure_ascii=False) + "\n")
-    print(f"wrote {len(SENTENCES)} sentences to {out} (spaCy {spacy.__version__})")
+    print(f"wrote {len(SENTENCES)} sentences + 300 adversarial strings to {out} (spaCy {spacy.__version__})")
 
 
 if __name__ == "__main__":
