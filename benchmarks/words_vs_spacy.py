@@ -34,6 +34,7 @@ def corpora() -> dict[str, list[str]]:
     out["rebel-sample (raw Wikipedia)"] = [d.text for d in datasets.read_rebel_sample()]
     out["random punctuation-heavy strings"] = random_strings(0, 20_000, with_exceptions=False)
     out["random strings with spaCy exception keys"] = random_strings(1, 20_000, with_exceptions=True)
+    out["random strings of many scripts"] = script_strings(2, 20_000)
     return out
 
 
@@ -57,6 +58,16 @@ def random_strings(seed: int, n: int, with_exceptions: bool) -> list[str]:
             parts = [rng.choice(pieces) for _ in range(rng.randint(1, 25))]
         out.append("".join(parts))
     return out
+
+
+def script_strings(seed: int, n: int) -> list[str]:
+    """Letters of many scripts (cased, uncased, ones spaCy does not treat as letters), combining marks and
+    compatibility forms glued with punctuation: exercises the letter classes of the infix/suffix rules."""
+    rng = random.Random(seed)
+    pieces = list("aZéßЖжΩωאבعربক্তதமிতెలుಕನ್ಸිංह्दीአማ한국中文カタひらไทยქართհայ︵ｆＡ①㈱ℕ") + list(
+        " .,-–—:;/=<>'\"()!?…~+*^0123456789"
+    ) + [" ", "\n", ":)", "Mr.", "U.S.", "...", "--", "a.m."]  # fmt: skip
+    return ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 14))) for _ in range(n)]
 
 
 def main() -> None:

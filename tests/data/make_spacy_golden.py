@@ -5,7 +5,7 @@ spaCy is not a project dependency; use a private venv:
     /tmp/spacy-venv/bin/python tests/data/make_spacy_golden.py
 Each line: {"text", "words": [[text, start, end], ...]} from `spacy.blank("en")` (the rule-based tokenizer the
 reference uses through en_core_web_sm). The sentences are written for this test, not taken from any dataset,
-followed by 300 seeded random strings glued from punctuation-heavy pieces.
+followed by 450 seeded random strings glued from punctuation-heavy pieces and letters of many scripts.
 """
 
 import json
@@ -76,20 +76,27 @@ PIECES = list("abcdeXYZ0123456789 .,;:!?'\"()[]-/$%&@#*+=<>_~…’“”°€£
 ]  # fmt: skip
 
 
-def adversarial(n: int, seed: int = 0) -> list[str]:
+# letters of many scripts (cased, uncased, ones spaCy does not count as letters), combining marks,
+# compatibility forms and enclosed characters, mixed with punctuation
+SCRIPTS = list("aZéßЖжΩωאבعربক্তதமிতెలుಕನ್ಸිංह्दीአማ한국中文カタひらไทยქართհայ︵ｆＡ①㈱ℕ") + list(
+    " .,-–—:;/=<>'\"()!?…~+*^0123456789"
+) + [" ", "\n", ":)", "Mr.", "U.S.", "...", "--", "a.m."]  # fmt: skip
+
+
+def adversarial(n: int, seed: int = 0, pieces: list[str] = PIECES, max_len: int = 20) -> list[str]:
     """Random glue of punctuation, quotes, abbreviations, URLs, emoticons and whitespace."""
     rng = random.Random(seed)
-    return ["".join(rng.choice(PIECES) for _ in range(rng.randint(1, 20))) for _ in range(n)]
+    return ["".join(rng.choice(pieces) for _ in range(rng.randint(1, max_len))) for _ in range(n)]
 
 
 def main() -> None:
     nlp = spacy.blank("en")
     out = Path(__file__).with_name("spacy_golden.jsonl")
     with open(out, "w", encoding="utf-8") as f:
-        for s in SENTENCES + adversarial(300):
+        for s in SENTENCES + adversarial(300) + adversarial(150, 1, SCRIPTS, 14):
             words = [[t.text, t.idx, t.idx + len(t.text)] for t in nlp(s)]
             f.write(json.dumps({"text": s, "words": words}, ensure_ascii=False) + "\n")
-    print(f"wrote {len(SENTENCES)} sentences + 300 adversarial strings to {out} (spaCy {spacy.__version__})")
+    print(f"wrote {len(SENTENCES)} sentences + 450 adversarial strings to {out} (spaCy {spacy.__version__})")
 
 
 if __name__ == "__main__":
