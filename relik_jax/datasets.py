@@ -45,6 +45,7 @@ __all__ = [
     "read_rebel_relation_counts",
     "relation_definitions",
     "read_jsonl",
+    "read_windows",
     "write_jsonl",
     "to_raw_el",
     "to_raw_re",
@@ -409,6 +410,15 @@ def read_jsonl(path: str | Path) -> Iterator[dict]:
                     yield json.loads(line)
                 except json.JSONDecodeError as e:
                     raise ValueError(f"{path}:{n}: not a JSON object per line ({e})") from e
+
+
+def read_windows(path: str | Path) -> Iterator[Any]:
+    """Windowized reader data (§4.3 JSONL, ours or the reference's) as `relik_jax.windows.Window`s; keys
+    other than the window fields (labels, candidates) are kept in `Window.extra`."""
+    from relik_jax.windows import Window
+
+    for row in read_jsonl(path):
+        yield Window.from_dict(row)
 
 
 def write_jsonl(rows: Iterable[dict], path: str | Path) -> int:

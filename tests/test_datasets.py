@@ -161,6 +161,7 @@ def test_labelled_windows_cover_all_gold_and_roundtrip(tmp_path):
     assert back == json.loads(json.dumps(rows))
     w = Window.from_dict(back[5])
     assert w.to_dict() == back[5]
+    assert [x.to_dict() for x in D.read_windows(path)] == back
     # RE windows: triplets only where both arguments are inside; word-level labels are window-relative
     re_rows = list(D.labelled_windows(D.read_conll04("test"), 8, 4, use_dataset_words=True))
     whole = list(D.labelled_windows(D.read_conll04("test"), None, None, use_dataset_words=True))
