@@ -71,7 +71,7 @@ class Window:
     word_ends: np.ndarray  # (W,) int64 absolute char ends (exclusive)
     first_word: int  # document-level index of words[0]
     doc_topic: str | None = None
-    spans: list[tuple[int, int, str]] = field(default_factory=list)  # given mentions, absolute chars
+    spans: list[tuple] = field(default_factory=list)  # given mentions (start, end[, label]), absolute chars
     # filled by the reader
     predicted_spans: list[tuple[int, int, str]] = field(default_factory=list)
     predicted_span_probs: dict[tuple[int, int], list[tuple[str, float]]] = field(default_factory=dict)
@@ -170,13 +170,13 @@ class WindowSplitter:
         words: Sequence[Word] | Sequence[str] | None = None,
         doc_topic: str | None = None,
         is_split_into_words: bool = False,
-        spans: Iterable[tuple[int, int, str]] = (),
+        spans: Iterable[Sequence] = (),
     ) -> Iterator[Window]:
         """Windows of one document (a generator: long documents are not materialised window by window).
 
         `words`: precomputed `Word`s, or strings that appear in order in `text` separated by whitespace
-        (a dataset's own tokens); default: relik_jax.words on `text`. `spans`: given mentions (absolute
-        chars) copied into the windows that contain them."""
+        (a dataset's own tokens); default: relik_jax.words on `text`. `spans`: given mentions
+        `(start, end[, label])` (absolute chars) copied into the windows that contain them."""
         if isinstance(text, list):  # pre-split words: the reference joins them with single spaces
             text, is_split_into_words = " ".join(text), True
         if not isinstance(text, str):
@@ -184,7 +184,7 @@ class WindowSplitter:
         ws = _as_words(text, words, is_split_into_words)
         starts = np.fromiter((w.start for w in ws), dtype=np.int64, count=len(ws))
         ends = np.fromiter((w.end for w in ws), dtype=np.int64, count=len(ws))
-        topic = doc_topic if doc_topic is not None else (ws[0].text if ws else None)
+        topic = doc_topic if doc_topic is not None else (ws[0].text if ws else "")
         spans = sorted(spans)
         for window_id, (a, b) in enumerate(window_bounds(len(ws), self.window_size, self.window_stride)):
             lo, hi = int(starts[a]), int(ends[b - 1])
@@ -198,7 +198,7 @@ class WindowSplitter:
                 word_ends=ends[a:b],
                 first_word=a,
                 doc_topic=topic,
-                spans=[s for s in spans if lo <= s[0] and s[1] <= hi],
+                spans=[tuple(s) for s in spans if lo <= s[0] and s[1] <= hi],
             )
 
     def split_documents(
@@ -220,7 +220,7 @@ class WindowSplitter:
             if isinstance(text, list):
                 text, split = " ".join(text), True
             ws = _as_words(text, None, split)
-            topic = ws[0].text if ws else None
+            topic = ws[0].text if ws else ""  # the reference's value for a document without words
             if batch_doc_topic:
                 first_topic = topic if i == 0 else first_topic
                 topic = first_topic
