@@ -202,3 +202,13 @@ def test_pre_split_words_and_span_probabilities():
         w.predicted_span_probs = {(4, 5): [("C", p)]}
     (merged,) = merge_windows(windows)
     assert merged.spans == [(4, 5, "C")] and merged.span_probs == {(4, 5): [("C", 0.9)]}  # first window wins
+
+
+def test_given_mentions_go_to_the_windows_that_contain_them():
+    text = "Alan Turing was born in London and worked in Manchester ."
+    mentions = [(0, 11), (24, 30), (45, 55)]
+    windows = list(WindowSplitter(6, 3).split_document(text, spans=mentions))
+    for w in windows:
+        assert w.spans == [m for m in mentions if w.char_start <= m[0] and m[1] <= w.char_end]
+        assert w.to_dict()["spans"] == [list(m) for m in w.spans]
+    assert windows[0].spans == [(0, 11), (24, 30)] and windows[-1].spans[-1] == (45, 55)
