@@ -5,8 +5,8 @@ of two, so nothing is ever dropped, and the number of programs stays bounded bec
 by the longest sequence):
 
 - L   sequence length: `seq_lens`; rows are grouped by their L bucket.
-- B   rows per batch: a function of L only (`token_budget // L`, capped by `max_rows`, rounded down to a power of
-      two); the last batch of a group is padded with empty rows, so B adds no dimension.
+- B   rows per batch: at most `token_budget // L` (capped by `max_rows`, rounded down to a power of two); a
+      smaller last batch of a group is padded to the next power of two.
 - Lt  text positions (CLS + text sub-tokens) that can hold a start or an end: `text_lens`, capped at L.
 - S   predicted starts per row, M mentions per row, C / T / R symbol columns per row: `counts`.
 
@@ -77,16 +77,17 @@ class Buckets:
     def program_bound(self, max_len: int, triplet: bool) -> dict[str, int]:
         """Worst-case number of compiled programs per stage for rows up to `max_len` tokens."""
         ls = self.reachable(self.seq_lens, max_len)
-        a = len(ls)
-        b = c = 0
+        a = b = c = 0
         for length in ls:
+            n_b = self.rows(length).bit_length()  # batch sizes 1, 2, 4, ..., rows(L)
+            a += n_b
             lts = sorted({min(t, length) for t in self.reachable(self.text_lens, length)})
             for lt in lts:
                 ss = self.reachable(self.counts, lt)
-                b += len(ss)
+                b += n_b * len(ss)
                 ms = self.reachable(self.counts, lt * lt)
                 cs = self.reachable(self.counts, length)
-                c += len(ss) * len(ms) * (len(cs) ** 2 if triplet else len(cs))
+                c += n_b * len(ss) * len(ms) * (len(cs) ** 2 if triplet else len(cs))
         return {"encode": a, "ends": b, "heads": c, "total": a + b + c}
 
 
@@ -107,7 +108,9 @@ def plan_batches(lengths: Sequence[int], buckets: Buckets, *, sort: bool = True)
     for length in sorted(groups):
         idx = groups[length]
         n = buckets.rows(length)
-        out.extend(Batch(length, n, idx[k: k + n]) for k in range(0, len(idx), n))
+        for k in range(0, len(idx), n):
+            chunk = idx[k: k + n]
+            out.append(Batch(length, min(n, _pow2_at_least(len(chunk))), chunk))
     return out
 
 

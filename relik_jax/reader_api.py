@@ -58,7 +58,8 @@ class Reader:
     def __init__(self, cfg: ReaderConfig, model: SpanReader | TripletReader, tokenizer: Tokenizer,
                  tokenizer_config: dict[str, Any] | None = None, *, buckets: Buckets | None = None,
                  model_max_length: int = 1000, use_nme: bool | None = None, relation_threshold: float | None = None,
-                 top_k: int = 5, max_triplets: int = 50, max_spans: int = 100, relation_chunk: int = 8):
+                 top_k: int = 5, max_triplets: int = 50, max_spans: int = 100, relation_chunk: int = 8,
+                 return_logits: bool = False):
         self.cfg, self.model, self.tokenizer = cfg, model, tokenizer
         tc = tokenizer_config or {}
         self.info = dataclasses.replace(TokenizerInfo.from_tokenizer(tokenizer),
@@ -79,12 +80,19 @@ class Reader:
         self._encode = CompiledForward(model, lambda m, *a: m.encode(*a))
         self._ends = CompiledForward(model, lambda m, f, sp, pm, s, lt, mp: m.ends(f, sp, pm, s, lt, mp),
                                      static_argnums=(3, 4, 5))
+        # Without return_logits the big per-cell logits are not outputs (XLA then never materialises them whole).
+        self.return_logits = return_logits
+        drop = () if return_logits else ("re_logits", "re_cell_valid")
+
+        def strip(out: dict[str, Any]) -> dict[str, Any]:
+            return {k: v for k, v in out.items() if k not in drop}
+
         if cfg.is_span:
             self._heads = CompiledForward(model, lambda m, f, st, ep, sp, sv, n: m.link(f, st, ep, sp, sv, n),
                                           static_argnums=(5,))
         else:
             self._heads = CompiledForward(
-                model, lambda m, f, st, ep, tp, tv, rp, rv, n, c: m.relate(f, st, ep, tp, tv, rp, rv, n, c),
+                model, lambda m, f, st, ep, tp, tv, rp, rv, n, c: strip(m.relate(f, st, ep, tp, tv, rp, rv, n, c)),
                 static_argnums=(7, 8))
         self.relation_chunk = relation_chunk
         self.shapes = ShapeLog()
@@ -118,7 +126,7 @@ class Reader:
         results: list[dict[str, np.ndarray]] = [None] * len(rows)  # type: ignore[list-item]
         for batch in plan_batches([len(r) for r in rows], self.buckets):
             for k, out in zip(batch.indices, self._run_batch([rows[i] for i in batch.indices], batch.seq_len,
-                                                             batch.rows)):
+                                                             batch.rows), strict=True):
                 results[k] = out
         return results
 
@@ -188,7 +196,9 @@ class Reader:
         else:
             r = int(row.relation_symbols_mask.sum())
             t = int(row.entity_symbols_mask.sum())
-            out.update(re_logits=h["re_logits"][b, :m, :m, :r], re_probs=h["re_probs"][b, :m, :m, :r])
+            out.update(re_probs=h["re_probs"][b, :m, :m, :r])
+            if "re_logits" in h:
+                out.update(re_logits=h["re_logits"][b, :m, :m, :r])
             if "type_logits" in h:
                 out.update(type_logits=h["type_logits"][b, :m, :t], type_pred=h["type_pred"][b, :m])
         return out
@@ -200,7 +210,7 @@ class Reader:
         if self.cfg.is_span:
             patches: dict[int, list[dec.SpanPatch]] = {}
             texts = {}
-            for row, out in zip(rows, outs):
+            for row, out in zip(rows, outs, strict=True):
                 patch = dec.decode_span_row(row, out["mentions"], out["ed_pred"], out["ed_probs"], self.top_k)
                 patches.setdefault(row.window_index, []).append(patch)
                 texts[row.window_index] = row.text
@@ -211,7 +221,7 @@ class Reader:
                 spans, char_probs = (dec.span_char_annotations(texts[i], labels, probs) if ps else (set(), {}))
                 preds.append(SpanWindowPrediction(i, sorted(spans), char_probs, ps))
             return preds
-        by_window = {row.window_index: (row, out) for row, out in zip(rows, outs)}
+        by_window = {row.window_index: (row, out) for row, out in zip(rows, outs, strict=True)}
         preds_t = []
         for i in range(len(windows)):
             if i not in by_window:

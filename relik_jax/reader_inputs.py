@@ -215,8 +215,9 @@ def span_rows(window: ReaderWindow, window_index: int, tokenizer: Tokenizer, inf
             predictable.insert(0, NME)
         symbols = list(cfg.special_symbols[offset:][: len(predictable)])
         # zip() truncates like the reference when the symbols run out
+        strings = [candidate_string(s, c) for s, c in zip(symbols, predictable, strict=False)]
         encs = [e.ids[: cfg.max_subwords_per_candidate] if cfg.max_subwords_per_candidate > 0 else e.ids
-                for e in encode_strings(tokenizer, [candidate_string(s, c) for s, c in zip(symbols, predictable)])]
+                for e in encode_strings(tokenizer, strings)]
         if sum(map(len, encs)) + n_text + SLACK > max_len:
             acceptable = max_len - SLACK - n_text
             i, cum = 0, 0
@@ -292,11 +293,11 @@ def triplet_row(window: ReaderWindow, window_index: int, tokenizer: Tokenizer, i
         span_cands = span_cands[: min(len(cfg.type_symbols), cfg.max_spans)]
     trip = list(window.triplet_candidates or [])[: min(len(cfg.relation_symbols), cfg.max_triplets)]
     rel_syms = list(cfg.relation_symbols[: len(trip)])
-    cand_strings = [candidate_string(s, c) for s, c in zip(rel_syms, trip)]
+    cand_strings = [candidate_string(s, c) for s, c in zip(rel_syms, trip, strict=False)]
     n_span = 0
     if typed:
         type_syms = list(cfg.type_symbols[: len(span_cands)])
-        type_strings = [candidate_string(s, c) for s, c in zip(type_syms, span_cands)]
+        type_strings = [candidate_string(s, c) for s, c in zip(type_syms, span_cands, strict=False)]
         n_span = len(span_cands)
         cand_strings = type_strings + ["[SEP]"] + cand_strings
     n_words = len(window.words)
