@@ -54,6 +54,7 @@ class ReaderConfig:
     binary_end_logits: bool = False
     threshold: float = 0.5
     relation_disambiguation_loss: bool = False
+    use_nme: bool | None = None  # saved by the reference when passed as a reader kwarg (hub cIE: True)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ReaderConfig:
@@ -74,7 +75,8 @@ class ReaderConfig:
                    num_layers=d.get("num_layers"), activation=d.get("activation", "gelu"),
                    linears_hidden_size=int(d.get("linears_hidden_size") or 512), entity_type_loss=type_loss,
                    add_entity_embedding=add_emb, binary_end_logits=bool(d.get("binary_end_logits", False)),
-                   threshold=float(d.get("threshold") if d.get("threshold") is not None else 0.5))
+                   threshold=float(d.get("threshold") if d.get("threshold") is not None else 0.5),
+                   use_nme=d.get("use_nme"))
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

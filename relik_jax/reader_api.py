@@ -67,6 +67,7 @@ class Reader:
         self.buckets = buckets or Buckets()
         self.top_k = top_k
         self.threshold = cfg.threshold if relation_threshold is None else relation_threshold
+        use_nme = cfg.use_nme if use_nme is None else use_nme
         if cfg.is_span:
             self.inputs: SpanInputConfig | TripletInputConfig = SpanInputConfig(
                 tuple(span_symbols(cfg.additional_special_symbols)), use_nme=True if use_nme is None else use_nme,
