@@ -95,6 +95,26 @@ def _abstract(cfg: ReaderConfig, backbone: DebertaV2Config, dtype: str) -> SpanR
     return model
 
 
+def random_reader(cfg: ReaderConfig, backbone: DebertaV2Config, *, seed: int = 0, dtype: str = "fp32",
+                  std: float = 0.02) -> SpanReader | TripletReader:
+    """A randomly initialised reader built without compiling an init program per parameter shape (fast on CPU):
+    kernels / embeddings ~ N(0, std), biases 0, LayerNorm scales 1 (as HF's init)."""
+    model = _abstract(cfg, backbone, dtype)
+    rng = np.random.default_rng(seed)
+    state = nnx.state(model, nnx.Param)
+    for path, var in state.flat_state():
+        spec = var.get_value()
+        if path[-1] in ("kernel", "embedding"):
+            value = rng.normal(0.0, std, spec.shape)
+        elif path[-1] == "scale":
+            value = np.ones(spec.shape)
+        else:
+            value = np.zeros(spec.shape)
+        var.set_value(np.asarray(value, dtype=spec.dtype))
+    nnx.update(model, state)
+    return model
+
+
 def _tokenizer_config(folder: Path) -> dict[str, Any]:
     path = folder / "tokenizer_config.json"
     d = json.loads(path.read_text()) if path.is_file() else {}

@@ -132,3 +132,11 @@ def test_cie_trimming_follows_fixed_reference():
     assert int(row.relation_symbols_mask.sum()) == i - 1
     assert row.input_ids[row.relation_symbols_mask].tolist() == [tok.token_to_id(f"[R-{k}]") for k in range(i - 1)]
     assert row.triplet_candidates == rels[:i]
+
+
+def test_triplet_long_window_is_a_clear_error():
+    tok = tiny_tokenizer(relation_symbols(4))
+    info = TokenizerInfo.from_tokenizer(tok)
+    w = window(" ".join(["Honolulu Hawaii"] * 600), triplet_candidates=["founded by"])
+    with pytest.raises(ValueError, match="no room"):
+        triplet_row(w, 0, tok, info, TripletInputConfig(tuple(relation_symbols(4))))
