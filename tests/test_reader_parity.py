@@ -148,6 +148,12 @@ def test_el_decoded_spans_match(el_case):
             rp = ref_patches[str(k)]
             assert {t: sorted(v) for t, v in patch.predicted_window_labels.items()} == {
                 t: sorted(v) for t, v in rp["predicted_window_labels"].items()}
+            # top-5 (title, probability) lists, with the reference's index - 1 quirk
+            ref_probs = {tuple(json.loads(k)): v for k, v in rp["span_title_probabilities"].items()}
+            assert set(patch.span_title_probabilities) == set(ref_probs)
+            for span, tp in patch.span_title_probabilities.items():
+                assert [t for t, _ in tp] == [t for t, _ in ref_probs[span]], f"window {p.window_index} {span}"
+                np.testing.assert_allclose([x for _, x in tp], [x for _, x in ref_probs[span]], atol=1e-4)
     assert n_spans > 0
     print(f"compiled programs: {case.reader.shapes.counts()}")
 
