@@ -116,9 +116,11 @@ class Reader:
         return self._encode.num_compiles + self._ends.num_compiles + self._heads.num_compiles + fused
 
     # ------------------------------------------------------------------------------------------------------
-    def rows(self, windows: Sequence[ReaderWindow]) -> list[SpanRow] | list[TripletRow]:
+    def rows(self, windows: Sequence[Any]) -> list[SpanRow] | list[TripletRow]:
+        """Input rows of `windows` (ReaderWindow, reference window dicts, or `relik_jax.windows.Window`)."""
         out: list[Any] = []
         for i, w in enumerate(windows):
+            w = ReaderWindow.coerce(w)
             if self.cfg.is_span:
                 out.extend(span_rows(w, i, self.tokenizer, self.info, self.inputs))
             else:
@@ -218,7 +220,8 @@ class Reader:
         return out
 
     # ------------------------------------------------------------------------------------------------------
-    def read(self, windows: Sequence[ReaderWindow]) -> list[SpanWindowPrediction] | list[TripletWindowPrediction]:
+    def read(self, windows: Sequence[Any]) -> list[SpanWindowPrediction] | list[TripletWindowPrediction]:
+        """Per-window predictions, in input order (windows: see `rows`)."""
         rows = self.rows(windows)
         return self.decode(len(windows), rows, self.forward(rows))
 
