@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from relik_jax.buckets import Buckets
+from relik_jax.buckets import Buckets, plan_batches
 from relik_jax.reader_api import Reader
 from relik_jax.reader_inputs import ReaderWindow
 
@@ -101,6 +101,10 @@ def test_el_inputs_match(el_case):
             assert row.predictable_candidates == meta["predictable_candidates"][b]
     assert n_ref_rows == len(case.rows)
     assert any(r.patch_offset > 0 for r in case.rows), "fixtures should exercise candidate trimming / patches"
+    # unlike the reference, our batches mix rows with different candidate counts (per-row symbol gather)
+    counts = [int(r.special_symbols_mask.sum()) for r in case.rows]
+    batches = plan_batches([len(r) for r in case.rows], case.reader.buckets)
+    assert any(len({counts[i] for i in b.indices}) > 1 for b in batches)
 
 
 def test_el_logits_match(el_case):
