@@ -55,6 +55,17 @@ class TripletWindowPrediction:
 
 
 class Reader:
+    """Windows -> predictions with a converted reader.
+
+    `tokenizer_config` carries the tokenizer's `model_max_length` (the reference uses min(1000, it));
+    `model_max_length` is `read(max_length=1000)` of the reference; `use_nme` defaults to the config's value, else
+    True for the span reader and False for the triplet reader (hub cIE configs set True);
+    `relation_threshold` defaults to `config.threshold` (strict `>`); `top_k` is the length of the EL per-span
+    probability lists; `max_triplets` / `max_spans` cap the RE / cIE candidates (reference 50 / 100);
+    `relation_chunk` is the number of subjects whose pairwise relation activations are live at once;
+    `return_logits` adds the full relation logits to `forward` outputs (parity tests; costs B·M²·R·2 floats).
+    """
+
     def __init__(self, cfg: ReaderConfig, model: SpanReader | TripletReader, tokenizer: Tokenizer,
                  tokenizer_config: dict[str, Any] | None = None, *, buckets: Buckets | None = None,
                  model_max_length: int = 1000, use_nme: bool | None = None, relation_threshold: float | None = None,
