@@ -249,3 +249,33 @@ def test_triplet_decoded_outputs_match(triplet_case):
         n_triplets += len(ours)
     assert n_triplets > 0
     print(f"compiled programs: {case.reader.shapes.counts()}")
+
+
+@pytest.mark.parametrize("task", ["el", "re"])
+def test_subtoken_char_and_word_maps_match(reference_dir, task):
+    """Sub-token -> char / word maps (and RE's word -> sub-token inverses) equal the reference's window dicts."""
+    key = "el" if task == "el" else "triplet"
+    name = sorted(n for n in json.loads((reference_dir / "manifest.json").read_text())[key] if n.startswith(task))[0]
+    reader = Reader.from_folder(reference_dir / "readers" / name)  # used only for its input builder
+    after = json.loads((reference_dir / task / name / "windows_output.json").read_text())
+    before = json.loads((reference_dir / task / name / "windows_input.json").read_text())
+    rows = reader.rows([ReaderWindow.from_reference(w) for w in before])
+    seen = set()
+    for row in rows:
+        if row.window_index in seen:
+            continue
+        seen.add(row.window_index)
+        ref, text = after[row.window_index], row.text
+
+        def ints(d):
+            return {int(k): int(v) for k, v in d.items()}
+
+        assert ints(ref["token2char_start"]) == dict(enumerate(text.char_starts))
+        assert ints(ref["token2char_end"]) == dict(enumerate(text.char_ends))
+        assert ints(ref["token2word_start"]) == text.token2word_start
+        assert ints(ref["token2word_end"]) == text.token2word_end
+        if task == "re":
+            assert ints(ref["word2token_start"]) == text.word2token_start()
+            assert ints(ref["word2token_end"]) == text.word2token_end()
+            assert len(ref["tokens"]) == row.n_all_tokens
+    assert len(seen) == len(after)
