@@ -148,6 +148,9 @@ class _Global:
     def __reduce__(self) -> str:
         return self.name
 
+    def __call__(self, *args: Any) -> Any:  # pickle only checks that a reduce function is callable
+        raise TypeError(f"{self.module}.{self.name} is a pickling placeholder")
+
 
 def save(obj: np.ndarray | dict[str, np.ndarray], path: str | Path, archive_name: str = "archive") -> None:
     """Write numpy arrays (or a flat dict of them) as a `torch.save`-compatible zip (torch.load reads it)."""
