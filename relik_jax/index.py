@@ -1,21 +1,21 @@
-"""Document index: passages, their vectors and top-k search (exact on the accelerator, or approximate ScaNN).
+"""Document index: passages, their vectors and top-k search (exact on the accelerator, or ScaNN).
 
 One interface, `DocumentIndex`, over two search backends:
-- `ExactSearcher`: embeddings live on the accelerator (fp32/bf16/fp16); queries are scored by a chunked matmul and
-  merged with `jax.lax.top_k`, so memory stays bounded for multi-million-row indexes. With several local devices the
-  rows are sharded over them (`jax.shard_map`), each device keeps its own top-k and the k·n_devices candidates are
-  merged once more. Same scores as the reference `InMemoryDocumentIndex.search` (raw dot product).
-- `ScannSearcher`: ScaNN tree + asymmetric hashing + exact re-ranking (dot product), for CPU serving of large KBs.
+- `ExactSearcher`: embeddings live on the accelerator (fp32/bf16/fp16); queries are scored by a chunked
+  matmul merged with `jax.lax.top_k`, so memory stays bounded for multi-million-row indexes. With several
+  local devices the rows are sharded over them (`jax.shard_map`): each device keeps its own top-k and the
+  k·n_devices candidates are merged once more. Scores = reference `InMemoryDocumentIndex.search` (raw dot).
+- `ScannSearcher`: ScaNN tree + asymmetric hashing + exact re-ranking (dot product), for CPU serving.
 
 Documents follow the reference: `{"text", "id", "metadata"}`; the passage that gets embedded is
-`text + separator + metadata[field]` for each of `metadata_fields` (reference separator `" <def> "`), the reader
-only sees `text`. Queries wider than the index are truncated to its width (Matryoshka indexes, reference §3.2).
+`text + separator + metadata[field]` for each of `metadata_fields` (reference separator `" <def> "`); the
+reader only sees `text`. Queries wider than the index are truncated to its width (Matryoshka, reference §3.2).
 
 Folders:
-- ours (`save`/`load`): `index.json` (settings), `documents.jsonl`, `embeddings.npy` (+ `scann/` for ScaNN, so a
-  loaded index answers exactly as the saved one without re-training);
-- reference (`from_reference`/`to_reference`): `config.yaml`, `documents.jsonl`, `embeddings.pt` (torch zip,
-  fp16 on the hub) read and written without torch by `relik_jax.torch_pickle`.
+- ours (`save`/`load`): `index.json` (settings), `documents.jsonl`, `embeddings.npy` (+ `scann/` for ScaNN,
+  so a loaded index answers exactly as the saved one without re-training);
+- reference (`from_reference`/`to_reference`): `config.yaml`, `documents.jsonl`, `embeddings.pt` (torch
+  zip, fp16 on the hub) read and written without torch by `relik_jax.torch_pickle`.
 """
 
 from __future__ import annotations
@@ -70,7 +70,9 @@ def passage_text(document: Document, metadata_fields: Sequence[str], separator: 
     passage = document.text
     for field in metadata_fields:
         if field not in document.metadata:
-            raise KeyError(f"document {document.id!r} has no metadata field {field!r} (has {list(document.metadata)})")
+            raise KeyError(
+                f"document {document.id!r} has no metadata field {field!r} (has {list(document.metadata)})"
+            )
         passage += f"{separator}{document.metadata[field]}"
     return passage
 
@@ -102,15 +104,17 @@ def _bucket(n: int) -> int:
     return max(8, 1 << (n - 1).bit_length())
 
 
-# ------------------------------------------------------------------------------------------------ exact search
+# -------------------- exact search
 
 
 def _local_top_k(
     emb: jax.Array, queries: jax.Array, n_valid: jax.Array, row_offset: jax.Array, k: int, chunk: int
 ) -> tuple[jax.Array, jax.Array]:
-    """Top-k of `queries @ emb.T` over `emb` [n, d] (n a multiple of `chunk`) → scores [Q,k] f32, rows [Q,k] i32.
+    """Top-k of `queries @ emb.T` over `emb` [n, d] (n a multiple of `chunk`) → scores [Q,k] f32, rows [Q,k]
+    i32.
 
-    Rows ≥ `n_valid` (padding) never win. Ties keep the lower row first (lax.top_k is stable and earlier chunks are
+    Rows ≥ `n_valid` (padding) never win. Ties keep the lower row first (lax.top_k is stable and earlier
+    chunks are
     concatenated before later ones), as a global top_k would.
     """
     n, d = emb.shape
@@ -193,12 +197,16 @@ class ExactSearcher:
                 return _local_top_k(emb, q, jnp.int32(n_valid), offset, k_local, chunk)
 
             sharded = jax.shard_map(
-                local, mesh=mesh, in_specs=(P("rows", None), P()), out_specs=(P(None, "rows"), P(None, "rows")),
+                local,
+                mesh=mesh,
+                in_specs=(P("rows", None), P()),
+                out_specs=(P(None, "rows"), P(None, "rows")),
                 check_vma=False,  # the scan carry starts replicated and becomes per-device
             )
 
             def fn(emb, q):
-                # [Q, k_local·n_dev] candidates in device (= row) order; a stable top_k keeps lower rows on ties.
+                # [Q, k_local·n_dev] candidates in device (= row) order; a stable top_k keeps lower rows on
+                # ties.
                 s, r = sharded(emb, q)
                 s, pos = jax.lax.top_k(s, k)
                 return s, jnp.take_along_axis(r, pos, axis=1)
@@ -221,7 +229,7 @@ class ExactSearcher:
         return np.asarray(scores)[:num_q], np.asarray(rows)[:num_q].astype(np.int64)
 
 
-# ------------------------------------------------------------------------------------------------ ScaNN
+# -------------------- ScaNN
 
 
 @dataclasses.dataclass(frozen=True)
@@ -243,10 +251,16 @@ class ScannParams:
 
 
 class ScannSearcher:
-    """Approximate maximum-inner-product search with ScaNN (CPU). Same `search` contract as `ExactSearcher`."""
+    """Approximate maximum-inner-product search with ScaNN (CPU). Same `search` contract as
+    `ExactSearcher`."""
 
-    def __init__(self, embeddings: np.ndarray, params: ScannParams | None = None, num_neighbors: int = 100,
-                 _searcher: Any = None):
+    def __init__(
+        self,
+        embeddings: np.ndarray,
+        params: ScannParams | None = None,
+        num_neighbors: int = 100,
+        _searcher: Any = None,
+    ):
         import scann
 
         embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
@@ -264,10 +278,16 @@ class ScannSearcher:
             builder = builder.score_brute_force()
         else:
             builder = (
-                builder.tree(num_leaves=p.num_leaves, num_leaves_to_search=p.leaves_to_search,
-                             training_sample_size=min(p.training_sample_size, self.num_rows))
-                .score_ah(p.dims_per_block, anisotropic_quantization_threshold=p.anisotropic_threshold,
-                          training_sample_size=min(p.training_sample_size, self.num_rows))
+                builder.tree(
+                    num_leaves=p.num_leaves,
+                    num_leaves_to_search=p.leaves_to_search,
+                    training_sample_size=min(p.training_sample_size, self.num_rows),
+                )
+                .score_ah(
+                    p.dims_per_block,
+                    anisotropic_quantization_threshold=p.anisotropic_threshold,
+                    training_sample_size=min(p.training_sample_size, self.num_rows),
+                )
                 .reorder(max(p.reorder, num_neighbors))
             )
         self._searcher = builder.build()
@@ -287,21 +307,23 @@ class ScannSearcher:
         self._searcher.serialize(str(folder))
 
     @classmethod
-    def load(cls, folder: str | Path, embeddings: np.ndarray, params: ScannParams, num_neighbors: int
-             ) -> ScannSearcher:
+    def load(
+        cls, folder: str | Path, embeddings: np.ndarray, params: ScannParams, num_neighbors: int
+    ) -> ScannSearcher:
         import scann
 
         searcher = scann.scann_ops_pybind.load_searcher(str(folder))
         return cls(embeddings, params, num_neighbors, _searcher=searcher)
 
 
-# ------------------------------------------------------------------------------------------------ index
+# -------------------- index
 
 
 class DocumentIndex:
     """Documents + their passage vectors + a search backend ("exact" or "scann").
 
-    embeddings: [N, d] numpy (row i ↔ documents[i]); kept on host in the given dtype (fp16 stays fp16 for export).
+    embeddings: [N, d] numpy (row i ↔ documents[i]); kept on host in the given dtype (fp16 stays fp16 for
+    export).
     """
 
     def __init__(
@@ -364,7 +386,8 @@ class DocumentIndex:
         ]
 
     def recall_vs_exact(self, queries: np.ndarray, k: int) -> float:
-        """Fraction of the exact top-k rows that this index's top-k also returns (1.0 for the exact backend)."""
+        """Fraction of the exact top-k rows that this index's top-k also returns (1.0 for the exact
+        backend)."""
         exact = ExactSearcher(self.embeddings, "float32")
         _, truth = exact.search(queries, k)
         _, got = self.search(queries, k)
@@ -373,13 +396,18 @@ class DocumentIndex:
 
     def with_backend(self, backend: str, **kwargs: Any) -> DocumentIndex:
         """Same documents and vectors, another search backend."""
-        settings = dict(metadata_fields=self.metadata_fields, separator=self.separator, dtype=self.dtype,
-                        scann_params=self.scann_params, num_neighbors=self.num_neighbors,
-                        name_or_path=self.name_or_path)
+        settings = dict(
+            metadata_fields=self.metadata_fields,
+            separator=self.separator,
+            dtype=self.dtype,
+            scann_params=self.scann_params,
+            num_neighbors=self.num_neighbors,
+            name_or_path=self.name_or_path,
+        )
         settings.update(kwargs)
         return DocumentIndex(self.documents, self.embeddings, backend=backend, **settings)
 
-    # -------------------------------------------------------------------------------------------- our format
+    # -------------------- our format
 
     def save(self, folder: str | Path) -> None:
         folder = Path(folder)
@@ -408,25 +436,34 @@ class DocumentIndex:
         folder = Path(folder)
         config_path = folder / "index.json"
         if not config_path.exists():
-            hint = " (this looks like a reference index folder: use DocumentIndex.from_reference)" if (
-                folder / "config.yaml").exists() else ""
+            hint = (
+                " (this looks like a reference index folder: use DocumentIndex.from_reference)"
+                if (folder / "config.yaml").exists()
+                else ""
+            )
             raise FileNotFoundError(f"{config_path} not found{hint}")
         settings = json.loads(config_path.read_text())
         if settings.get("format") != INDEX_FORMAT:
-            raise ValueError(f"{config_path}: not a {INDEX_FORMAT} folder (format={settings.get('format')!r})")
+            raise ValueError(
+                f"{config_path}: not a {INDEX_FORMAT} folder (format={settings.get('format')!r})"
+            )
         embeddings = np.load(folder / "embeddings.npy", allow_pickle=False)
         documents = read_documents(folder / "documents.jsonl")
         kwargs: dict[str, Any] = dict(
-            metadata_fields=settings["metadata_fields"], separator=settings["separator"],
-            backend=settings["backend"], dtype=settings["dtype"], num_neighbors=settings["num_neighbors"],
-            scann_params=ScannParams(**settings["scann_params"]), name_or_path=settings.get("name_or_path"),
+            metadata_fields=settings["metadata_fields"],
+            separator=settings["separator"],
+            backend=settings["backend"],
+            dtype=settings["dtype"],
+            num_neighbors=settings["num_neighbors"],
+            scann_params=ScannParams(**settings["scann_params"]),
+            name_or_path=settings.get("name_or_path"),
         )
         kwargs.update(overrides)
         if kwargs["backend"] == "scann" and (folder / "scann").exists() and "scann_params" not in overrides:
             kwargs["_scann_folder"] = folder / "scann"
         return cls(documents, embeddings, **kwargs)
 
-    # -------------------------------------------------------------------------------------------- reference format
+    # -------------------- reference format
 
     @classmethod
     def from_reference(cls, folder: str | Path, skip_metadata: bool = False, **kwargs: Any) -> DocumentIndex:
@@ -452,7 +489,8 @@ class DocumentIndex:
         return cls(documents, embeddings, **kwargs)
 
     def to_reference(self, folder: str | Path, embeddings_dtype: str | None = None) -> None:
-        """Write the reference layout; `embeddings_dtype` (e.g. "float16", as on the hub) defaults to the host dtype."""
+        """Write the reference layout; `embeddings_dtype` (e.g. "float16", as on the hub) defaults to the
+        host dtype."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         config = {

@@ -3,7 +3,8 @@
 For question b and each of its gold passages c:
     log p_bc = s_bc − logaddexp(s_bc, logsumexp_{n ∉ gold(b)} s_bn)
     loss     = −Σ_b Σ_{c ∈ gold(b)} log p_bc / B
-Negatives of b are every other passage of the batch pool (other questions' gold passages = in-batch negatives, plus
+Negatives of b are every other passage of the batch pool (other questions' gold passages = in-batch
+negatives, plus
 the mined hard negatives). Each positive competes only with the negatives, not with b's other positives.
 """
 

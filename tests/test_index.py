@@ -1,4 +1,5 @@
-"""Document index: exact search vs numpy, sharded path, ScaNN recall, save/load and reference-format round trips."""
+"""Document index: exact search vs numpy, sharded path, ScaNN recall, save/load and reference-format round
+trips."""
 
 import json
 import os
@@ -21,7 +22,9 @@ def _clustered(n: int, d: int, seed: int = 0, centers: int = 50) -> np.ndarray:
     """Vectors around a few centres, like passage embeddings of a real KB (not isotropic noise)."""
     rng = np.random.default_rng(seed)
     c = rng.standard_normal((centers, d)).astype(np.float32) * 3
-    return (c[rng.integers(0, centers, n)] + rng.standard_normal((n, d)).astype(np.float32)).astype(np.float32)
+    return (c[rng.integers(0, centers, n)] + rng.standard_normal((n, d)).astype(np.float32)).astype(
+        np.float32
+    )
 
 
 def _numpy_top_k(queries: np.ndarray, emb: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -75,8 +78,12 @@ def test_sharded_exact_search_on_two_devices():
         assert (rows == ref).all(), (rows, ref)
         print("OK")
     """)
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", PYTHONPATH=str(REPO),
-               JAX_PLATFORMS="cpu")
+    env = dict(
+        os.environ,
+        XLA_FLAGS="--xla_force_host_platform_device_count=2",
+        PYTHONPATH=str(REPO),
+        JAX_PLATFORMS="cpu",
+    )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "OK" in out.stdout, out.stderr[-3000:]
 
@@ -84,16 +91,28 @@ def test_sharded_exact_search_on_two_devices():
 def test_scann_recall_against_exact():
     emb = _clustered(6000, 32)
     queries = emb[:50] + 0.5 * _clustered(50, 32, seed=3)
-    index = DocumentIndex(_docs(6000), emb, ["definition"], backend="scann",
-                          scann_params=ScannParams(num_leaves=60, leaves_to_search=15), num_neighbors=20)
+    index = DocumentIndex(
+        _docs(6000),
+        emb,
+        ["definition"],
+        backend="scann",
+        scann_params=ScannParams(num_leaves=60, leaves_to_search=15),
+        num_neighbors=20,
+    )
     assert index.recall_vs_exact(queries, 20) >= 0.9
 
 
 @pytest.mark.parametrize("backend", ["exact", "scann"])
 def test_saved_and_loaded_index_returns_identical_results(tmp_path, backend):
     emb = _clustered(3000, 16)
-    index = DocumentIndex(_docs(3000), emb, ["definition"], backend=backend,
-                          scann_params=ScannParams(num_leaves=40, leaves_to_search=8), num_neighbors=10)
+    index = DocumentIndex(
+        _docs(3000),
+        emb,
+        ["definition"],
+        backend=backend,
+        scann_params=ScannParams(num_leaves=40, leaves_to_search=8),
+        num_neighbors=10,
+    )
     q = _clustered(20, 16, seed=5)
     before = index.search(q, 10)
     index.save(tmp_path / "idx")
@@ -105,11 +124,13 @@ def test_saved_and_loaded_index_returns_identical_results(tmp_path, backend):
 
 
 def _write_reference_folder(folder: Path, emb16: np.ndarray, docs: list[Document]) -> None:
-    """A reference-layout folder written with torch itself (as `InMemoryDocumentIndex.save_pretrained` does)."""
+    """A reference-layout folder written with torch itself (as `InMemoryDocumentIndex.save_pretrained`
+    does)."""
     folder.mkdir(parents=True)
     (folder / "config.yaml").write_text(
         "_target_: relik.retriever.indexers.inmemory.InMemoryDocumentIndex\n"
-        "metadata_fields:\n- definition\nseparator: ' <def> '\nname_or_path: some/index\n")
+        "metadata_fields:\n- definition\nseparator: ' <def> '\nname_or_path: some/index\n"
+    )
     torch.save(torch.from_numpy(emb16), folder / "embeddings.pt")
     with open(folder / "documents.jsonl", "w") as f:
         for d in docs:
@@ -132,7 +153,9 @@ def test_reference_folder_round_trip_is_bit_identical(tmp_path):
     assert (tmp_path / "out/documents.jsonl").read_bytes() == (tmp_path / "ref/documents.jsonl").read_bytes()
     back = torch.load(tmp_path / "out/embeddings.pt", weights_only=True)
     assert back.dtype == torch.float16 and torch.equal(back, torch.from_numpy(emb16))
-    assert np.array_equal(torch_pickle.load(tmp_path / "out/embeddings.pt").view(np.uint16), emb16.view(np.uint16))
+    assert np.array_equal(
+        torch_pickle.load(tmp_path / "out/embeddings.pt").view(np.uint16), emb16.view(np.uint16)
+    )
 
 
 def test_bad_inputs_are_clear_errors(tmp_path):

@@ -19,7 +19,8 @@ LABELS = [
 
 
 def _hand_loss() -> float:
-    # q0: negatives are p2 (in-batch), p3, p4 (hard negatives); positives p0, p1 each against the negatives only.
+    # q0: negatives are p2 (in-batch), p3, p4 (hard negatives); positives p0, p1 each against the negatives
+    # only.
     neg0 = math.exp(0.5) + math.exp(1.5) + math.exp(-1.0)
     log_p00 = 2.0 - math.log(math.exp(2.0) + neg0)
     log_p01 = 1.0 - math.log(math.exp(1.0) + neg0)
@@ -42,9 +43,14 @@ def test_padding_masks_do_not_change_the_loss():
     labels = np.zeros((3, 7), np.int32)
     labels[:2, :5] = LABELS
     labels[2, 0] = 1  # a padding question with a "positive" must not count
-    got = float(multi_label_nce_loss(jnp.array(scores), jnp.array(labels),
-                                     passage_mask=jnp.array([1, 1, 1, 1, 1, 0, 0], bool),
-                                     question_mask=jnp.array([1, 1, 0], bool)))
+    got = float(
+        multi_label_nce_loss(
+            jnp.array(scores),
+            jnp.array(labels),
+            passage_mask=jnp.array([1, 1, 1, 1, 1, 0, 0], bool),
+            question_mask=jnp.array([1, 1, 0], bool),
+        )
+    )
     assert abs(got - _hand_loss()) < 1e-6
 
 
