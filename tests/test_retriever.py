@@ -1,4 +1,4 @@
-"""Retriever encoder against transformers (PyTorch) + explicit mean-pool/LayerNorm; batching; metrics by hand."""
+"""Retriever encoder vs transformers (PyTorch) + explicit mean-pool/LayerNorm; batching; metrics by hand."""
 
 import shutil
 from pathlib import Path
@@ -42,11 +42,17 @@ TOPICS = ["SOCCER", "EU", "EU", "EU"]
 
 @pytest.fixture(scope="module")
 def tiny_encoder_folder(tmp_path_factory) -> Path:
-    """Random tiny BERT with a random `layer_norm_layer`, written as the reference does (pytorch_model.bin)."""
+    """Random tiny BERT + random `layer_norm_layer`, written as the reference does (pytorch_model.bin)."""
     folder = tmp_path_factory.mktemp("tiny_encoder")
     torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                     intermediate_size=64, max_position_embeddings=128)
+    cfg = BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
     model = BertModel(cfg).eval()
     state = {k: v.clone() for k, v in model.state_dict().items()}
     state["layer_norm_layer.weight"] = torch.rand(32) + 0.5
@@ -65,7 +71,9 @@ def _torch_pooled(folder: Path, texts, pairs=None, max_length=512) -> np.ndarray
     model = BertModel.from_pretrained(str(folder)).eval()
     state = hf_io.read_state_dict(folder) if (folder / "pytorch_model.bin").exists() else {}
     cfg = model.config
-    batch = tok(texts, text_pair=pairs, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    batch = tok(
+        texts, text_pair=pairs, padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+    )
     with torch.no_grad():
         hidden = model(**batch).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).float()
@@ -91,8 +99,9 @@ def test_pooled_vectors_match_torch_with_and_without_topic_pair(tiny_encoder_fol
 def test_real_minilm_pooled_vectors_match_torch():
     retriever = Retriever.from_pretrained(minilm_folder())
     assert retriever.question_max_length == 512
-    np.testing.assert_allclose(retriever.encode_questions(TEXTS), _torch_pooled(minilm_folder(), TEXTS),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        retriever.encode_questions(TEXTS), _torch_pooled(minilm_folder(), TEXTS), atol=1e-5
+    )
 
 
 def test_tokenization_matches_hf_pairs_and_longest_first_truncation(tiny_encoder_folder):
@@ -127,8 +136,11 @@ def test_save_and_load_encoder_round_trip(tiny_encoder_folder, tmp_path):
         assert pa == pb and np.array_equal(np.asarray(va.get_value()), np.asarray(vb.get_value()))
     # transformers reads the BERT part; the file carries layer_norm_layer like the reference checkpoints.
     assert "layer_norm_layer.weight" in hf_io.read_state_dict(out)
-    np.testing.assert_allclose(Retriever.from_pretrained(out).encode_questions(TEXTS),
-                               _torch_pooled(tiny_encoder_folder, TEXTS), atol=1e-5)
+    np.testing.assert_allclose(
+        Retriever.from_pretrained(out).encode_questions(TEXTS),
+        _torch_pooled(tiny_encoder_folder, TEXTS),
+        atol=1e-5,
+    )
 
 
 def test_plain_bert_folder_gets_identity_layer_norm():
@@ -139,7 +151,8 @@ def test_plain_bert_folder_gets_identity_layer_norm():
 
 def test_build_index_and_retrieve(tiny_encoder_folder):
     retriever = Retriever.from_pretrained(tiny_encoder_folder)
-    docs = [Document(t, i, {"definition": f"def {i}"}) for i, t in enumerate(["Germany", "England", "Lamb", "EU"])]
+    titles = ["Germany", "England", "Lamb", "EU"]
+    docs = [Document(t, i, {"definition": f"def {i}"}) for i, t in enumerate(titles)]
     index = retriever.build_index(docs, ["definition"], progress=None)
     passages = retriever.encode_passages([f"{d.text} <def> def {d.id}" for d in docs], progress=None)
     np.testing.assert_allclose(index.embeddings, passages, atol=1e-6)
@@ -158,5 +171,8 @@ def test_recall_and_average_rank_by_hand():
     assert recall_at_k(preds, gold, 4) == 3 / 4
     # ranks of found gold labels: b→2, d→4, w→4, w→4 (each gold occurrence) → 14/4
     assert average_rank(preds, gold, 4) == 14 / 4
-    assert evaluate_retrieval(preds, gold, ks=(1, 4)) == {"recall@1": 0.0, "recall@4": 0.75,
-                                                          "avg_ranking@4": 3.5}
+    assert evaluate_retrieval(preds, gold, ks=(1, 4)) == {
+        "recall@1": 0.0,
+        "recall@4": 0.75,
+        "avg_ranking@4": 3.5,
+    }
