@@ -1,0 +1,77 @@
+"""Building blocks shared by the encoders and the reader heads, with one dtype policy.
+
+Precision policy: parameters are stored in float32; `dtype` is the *compute* dtype of matmuls (float32 for
+parity, bfloat16 for speed). LayerNorm statistics and softmax always run in float32, and LayerNorm outputs
+stay float32 so the residual stream does not lose precision in bf16 mode.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+DTYPES = {"fp32": jnp.float32, "float32": jnp.float32, "bf16": jnp.bfloat16, "bfloat16": jnp.bfloat16,
+          "fp16": jnp.float16, "float16": jnp.float16}
+
+
+def compute_dtype(name: str | jnp.dtype) -> jnp.dtype:
+    """'fp32' | 'bf16' | 'fp16' (or a dtype) -> a jnp dtype."""
+    if not isinstance(name, str):
+        return jnp.dtype(name)
+    try:
+        return DTYPES[name.lower()]
+    except KeyError:
+        raise ValueError(f"unknown precision {name!r}: expected one of {sorted(DTYPES)}") from None
+
+
+def gelu(x: jax.Array) -> jax.Array:
+    """Exact (erf) GELU, as HF `gelu` / torch.nn.GELU()."""
+    return jax.nn.gelu(x, approximate=False)
+
+
+ACTIVATIONS = {
+    "gelu": gelu,
+    "relu": jax.nn.relu,
+    "gelu_10": lambda x: jnp.clip(gelu(x), -10.0, 10.0),
+    "tanh": jnp.tanh,
+}
+
+
+def activation(name: str):
+    try:
+        return ACTIVATIONS[name]
+    except KeyError:
+        raise ValueError(f"unsupported activation {name!r}: expected one of {sorted(ACTIVATIONS)}") from None
+
+
+def linear(din: int, dout: int, *, dtype: jnp.dtype, rngs: nnx.Rngs, use_bias: bool = True) -> nnx.Linear:
+    # torch.nn.Linear-like init is irrelevant for converted weights; normal(0.02) matches HF's BERT/DeBERTa init.
+    return nnx.Linear(din, dout, use_bias=use_bias, dtype=dtype, param_dtype=jnp.float32,
+                      kernel_init=nnx.initializers.normal(0.02), rngs=rngs)
+
+
+def layer_norm(dim: int, eps: float, *, rngs: nnx.Rngs) -> nnx.LayerNorm:
+    # Two-pass variance in float32, as torch.nn.LayerNorm.
+    return nnx.LayerNorm(dim, epsilon=eps, dtype=jnp.float32, param_dtype=jnp.float32,
+                         use_fast_variance=False, rngs=rngs)
+
+
+def embed(num: int, dim: int, *, rngs: nnx.Rngs) -> nnx.Embed:
+    return nnx.Embed(num, dim, param_dtype=jnp.float32, embedding_init=nnx.initializers.normal(0.02), rngs=rngs)
+
+
+def dropout(rate: float, *, rngs: nnx.Rngs) -> nnx.Dropout:
+    # Inference by default; training code switches modules on with `model.train()`.
+    return nnx.Dropout(rate, deterministic=True, rngs=rngs)
+
+
+def masked_softmax(scores: jax.Array, mask: jax.Array) -> jax.Array:
+    """Softmax over the last axis in float32; masked entries get probability exactly 0.
+
+    Rows that are fully masked come out all zero (DeBERTa's XSoftmax semantics), not uniform.
+    """
+    scores = scores.astype(jnp.float32)
+    scores = jnp.where(mask, scores, jnp.finfo(jnp.float32).min)
+    probs = jax.nn.softmax(scores, axis=-1)
+    return jnp.where(mask, probs, 0.0)

@@ -1,0 +1,209 @@
+"""Generic training machinery shared by the reader and the retriever trainers.
+
+- `make_optimizer`: AdamW (or RAdamW) with warmup + linear decay, gradient clipping, no weight decay on biases
+  and LayerNorm scales, and optional layer-wise learning-rate decay (Clark et al., 2020, as the paper's Table 4).
+- `Trainer`: the functional step (`nnx.split` once; a plain `jax.jit` step over (params, opt_state, rest) with
+  donated buffers), orbax checkpoints with resume, a JSONL metrics log and a loss plot.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+_LAYER = re.compile(r"(?:^|\.)layer\.(\d+)\.")
+
+
+def param_depth(key: str, num_layers: int, backbone_prefix: str = "") -> int:
+    """ELECTRA-style depth of a parameter: embeddings 0, transformer layer i -> i + 1, heads num_layers + 1."""
+    if backbone_prefix and not key.startswith(backbone_prefix):
+        return num_layers + 1
+    m = _LAYER.search(key)
+    if m:
+        return int(m.group(1)) + 1
+    return 0
+
+
+def _path_key(path: tuple) -> str:
+    return ".".join(str(getattr(p, "key", getattr(p, "idx", getattr(p, "name", p)))) for p in path)
+
+
+def tree_keys(params: Any) -> Any:
+    """A tree like `params` whose leaves are dotted path strings ('encoder.layer.0.attention...kernel')."""
+    return jax.tree_util.tree_map_with_path(lambda path, _: _path_key(path), params)
+
+
+def linear_warmup_decay(learning_rate: float, warmup_steps: int, total_steps: int) -> optax.Schedule:
+    warmup = max(int(warmup_steps), 0)
+    decay = max(int(total_steps) - warmup, 1)
+    return optax.join_schedules(
+        [optax.linear_schedule(0.0, learning_rate, max(warmup, 1)),
+         optax.linear_schedule(learning_rate, 0.0, decay)],
+        boundaries=[warmup],
+    ) if warmup > 0 else optax.linear_schedule(learning_rate, 0.0, decay)
+
+
+def make_optimizer(params: Any, *, learning_rate: float, total_steps: int, warmup_steps: int = 0,
+                   weight_decay: float = 0.01, clip_norm: float | None = 1.0, layer_lr_decay: float | None = None,
+                   num_layers: int = 0, backbone_prefix: str = "", optimizer: str = "adamw",
+                   lr_multipliers: Callable[[str], float] | None = None) -> optax.GradientTransformation:
+    """Optimizer for `params` (an nnx.State of Params or any pytree).
+
+    `layer_lr_decay=d` scales the learning rate of a parameter at depth k by d ** (num_layers + 1 - k).
+    `lr_multipliers(key)` adds a per-parameter factor (e.g. 10x for the retriever's pooling LayerNorm).
+    """
+    keys = tree_keys(params)
+    no_decay = jax.tree.map(lambda k: not (k.endswith(("bias", "scale")) or "LayerNorm" in k), keys)
+    schedule = linear_warmup_decay(learning_rate, warmup_steps, total_steps)
+    if optimizer == "adamw":
+        base = optax.adamw(schedule, b1=0.9, b2=0.999, eps=1e-8, weight_decay=weight_decay, mask=no_decay)
+    elif optimizer == "radamw":  # RAdam with decoupled weight decay, as the reference retriever trainer
+        base = optax.chain(optax.scale_by_radam(), optax.add_decayed_weights(weight_decay, mask=no_decay),
+                           optax.scale_by_learning_rate(schedule))
+    else:
+        raise ValueError(f"unknown optimizer {optimizer!r}: expected 'adamw' or 'radamw'")
+    parts = [optax.clip_by_global_norm(clip_norm)] if clip_norm else []
+    parts.append(base)
+    mult = jax.tree.map(lambda k: 1.0, keys)
+    if layer_lr_decay is not None:
+        mult = jax.tree.map(lambda k: layer_lr_decay ** (num_layers + 1 - param_depth(k, num_layers, backbone_prefix)),
+                            keys)
+    if lr_multipliers is not None:
+        mult = jax.tree.map(lambda m, k: m * lr_multipliers(k), mult, keys)
+    if any(m != 1.0 for m in jax.tree.leaves(mult)):
+        factors = jax.tree.map(jnp.float32, mult)
+        parts.append(optax.stateless(lambda updates, _: jax.tree.map(lambda u, f: u * f, updates, factors)))
+    return optax.chain(*parts)
+
+
+class MetricsLog:
+    """Appends one JSON object per line; `plot()` draws the loss curve(s) with matplotlib."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, step: int, **metrics: float) -> None:
+        with self.path.open("a") as f:
+            f.write(json.dumps({"step": int(step), "time": time.time(),
+                                **{k: float(v) for k, v in metrics.items()}}) + "\n")
+
+    def read(self) -> list[dict[str, float]]:
+        if not self.path.is_file():
+            return []
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+
+    def plot(self, out: str | Path | None = None, keys: Iterable[str] = ("loss",)) -> Path:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        rows = self.read()
+        out = Path(out) if out else self.path.with_suffix(".png")
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for key in keys:
+            pts = [(r["step"], r[key]) for r in rows if key in r]
+            if pts:
+                ax.plot(*zip(*pts, strict=True), label=key)
+        ax.set_xlabel("step")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out, dpi=100)
+        plt.close(fig)
+        return out
+
+
+class Trainer:
+    """Functional training loop state for an NNX model.
+
+    `loss_fn(model, batch) -> (loss, aux_dict)` is traced once per batch shape (batches come padded to buckets).
+    """
+
+    def __init__(self, model: nnx.Module, tx: optax.GradientTransformation,
+                 loss_fn: Callable[[nnx.Module, dict[str, Any]], tuple[jax.Array, dict[str, jax.Array]]]):
+        self.graphdef, self.params, self.rest = nnx.split(model, nnx.Param, ...)
+        self.tx = tx
+        self.opt_state = tx.init(self.params)
+        self.step = 0
+        graphdef = self.graphdef
+
+        def train_step(params, opt_state, rest, batch):
+            def compute(p):
+                m = nnx.merge(graphdef, p, rest)
+                m.train()
+                loss, aux = loss_fn(m, batch)
+                return loss, (aux, nnx.state(m, nnx.Not(nnx.Param)))
+
+            (loss, (aux, new_rest)), grads = jax.value_and_grad(compute, has_aux=True)(params)
+            updates, opt_state = tx.update(grads, opt_state, params)
+            params = optax.apply_updates(params, updates)
+            return params, opt_state, new_rest, {"loss": loss, "grad_norm": optax.global_norm(grads), **aux}
+
+        self._step = jax.jit(train_step, donate_argnums=(0, 1, 2))
+
+    def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
+        self.params, self.opt_state, self.rest, metrics = self._step(self.params, self.opt_state, self.rest, batch)
+        self.step += 1
+        return metrics
+
+    def model(self) -> nnx.Module:
+        """The current model (eval mode), sharing the trained arrays."""
+        m = nnx.merge(self.graphdef, self.params, self.rest)
+        m.eval()
+        return m
+
+    # -- checkpoints ------------------------------------------------------------------------------------------
+    def _manager(self, workdir: str | Path, max_to_keep: int = 2):
+        import orbax.checkpoint as ocp
+
+        return ocp.CheckpointManager(Path(workdir).absolute() / "checkpoints",
+                                     options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
+
+    def save(self, workdir: str | Path) -> None:
+        import orbax.checkpoint as ocp
+
+        with self._manager(workdir) as mngr:
+            mngr.save(self.step, args=ocp.args.StandardSave(
+                {"params": self.params, "opt_state": self.opt_state, "step": self.step}))
+            mngr.wait_until_finished()
+
+    def restore_latest(self, workdir: str | Path) -> bool:
+        """Resume from the newest checkpoint in `workdir`, if any. Returns whether one was found."""
+        import orbax.checkpoint as ocp
+
+        with self._manager(workdir) as mngr:
+            step = mngr.latest_step()
+            if step is None:
+                return False
+            target = {"params": self.params, "opt_state": self.opt_state, "step": self.step}
+            restored = mngr.restore(step, args=ocp.args.StandardRestore(target))
+        self.params, self.opt_state, self.step = restored["params"], restored["opt_state"], int(restored["step"])
+        return True
+
+
+def batches_forever(make_epoch: Callable[[int], Iterator[Any]]) -> Iterator[tuple[int, Any]]:
+    """(epoch, batch) pairs, re-creating the epoch iterator (e.g. reshuffled) each time it runs out."""
+    epoch = 0
+    while True:
+        empty = True
+        for batch in make_epoch(epoch):
+            empty = False
+            yield epoch, batch
+        if empty:
+            raise ValueError("the training data produced no batches")
+        epoch += 1
+
+
+def to_numpy_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: float(np.asarray(v)) for k, v in metrics.items() if np.asarray(v).ndim == 0}
