@@ -139,15 +139,14 @@ class Trainer:
         graphdef = self.graphdef
 
         def train_step(params, opt_state, rest, batch):
-            def compute(p):
-                m = nnx.merge(graphdef, p, rest)
-                m.train()
-                loss, aux = loss_fn(m, batch)
-                return loss, (aux, nnx.state(m, nnx.Not(nnx.Param)))
-
-            (loss, (aux, new_rest)), grads = jax.value_and_grad(compute, has_aux=True)(params)
+            # Merge at the jit level: dropout advances its RNG counters (in `rest`) inside the grad trace, which
+            # must own them; nnx.value_and_grad differentiates w.r.t. the Params only.
+            model = nnx.merge(graphdef, params, rest)
+            model.train()
+            (loss, aux), grads = nnx.value_and_grad(lambda m: loss_fn(m, batch), has_aux=True)(model)
             updates, opt_state = tx.update(grads, opt_state, params)
             params = optax.apply_updates(params, updates)
+            new_rest = nnx.state(model, nnx.Not(nnx.Param))
             return params, opt_state, new_rest, {"loss": loss, "grad_norm": optax.global_norm(grads), **aux}
 
         self._step = jax.jit(train_step, donate_argnums=(0, 1, 2))

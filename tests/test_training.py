@@ -23,10 +23,11 @@ class Backbone(nnx.Module):
 class Tiny(nnx.Module):
     def __init__(self, rngs):
         self.transformer_model = Backbone(rngs)
+        self.dropout = nnx.Dropout(0.1, deterministic=True, rngs=rngs)  # on in training: RNG state must thread
         self.head = nnx.Linear(3, 1, rngs=rngs)
 
     def __call__(self, x):
-        return self.head(self.transformer_model(x))[..., 0]
+        return self.head(self.dropout(self.transformer_model(x)))[..., 0]
 
 
 def test_param_depth():
@@ -78,7 +79,7 @@ def test_train_step_learns_and_resumes(tmp_path):
     for _ in range(99):
         metrics = trainer.train_step({"x": x, "y": y})
         log.write(trainer.step, loss=metrics["loss"])
-    assert float(metrics["loss"]) < 0.1 * first
+    assert float(metrics["loss"]) < 0.3 * first  # dropout keeps the training loss noisy
     assert trainer._step._cache_size() == 1
     trainer.save(tmp_path)
     resumed = make()
