@@ -22,11 +22,9 @@ def _run(root: Path, name: str):
     expected = json.loads((root / "pipeline" / name / "outputs.json").read_text())
     reader = Reader.from_folder(root / manifest["reader_dir"], **manifest.get("reader_kwargs", {}))
     retrievers = {}
-    for task, folder in manifest["retriever_dirs"].items():
-        base = root / folder
-        index = base / "relation_index" if task == "triplet" and (base / "relation_index").is_dir() \
-            else base / "document_index"
-        retrievers[task] = Retriever.from_pretrained(base / "question_encoder", index)
+    for task, index in manifest["index_dirs"].items():  # the encoder sits beside its index (shared MiniLM)
+        index = root / index
+        retrievers[task] = Retriever.from_pretrained(index.parent / "question_encoder", index)
     kwargs = call["relik_kwargs"]
     relik = Relik(reader, retrievers, task=kwargs["task"], top_k=kwargs["top_k"],
                   window_size=kwargs["window_size"], window_stride=kwargs["window_stride"])
