@@ -101,7 +101,7 @@ def main() -> None:
     parser.add_argument("--leaves-to-search", type=int, default=None)
     parser.add_argument("--reorder", type=int, default=500)
     parser.add_argument("--target-recall", type=float, default=0.95)
-    parser.add_argument("--sweep-leaf-fractions", type=float, nargs="+", default=[0.1, 0.2, 0.3])
+    parser.add_argument("--sweep-leaf-fractions", type=float, nargs="+", default=[0.1, 0.15, 0.2, 0.3])
     parser.add_argument("--sweep-reorder", type=int, nargs="+", default=[500, 1000])
     parser.add_argument("--output", type=Path, default=RESULTS / "index_speed.json")
     args = parser.parse_args()

@@ -235,7 +235,7 @@ class ScannParams:
     """ScaNN settings; `None` fields get defaults from the index size (see `resolve`)."""
 
     num_leaves: int | None = None  # ≈ 2·sqrt(N)
-    leaves_to_search: int | None = None  # ≈ 10% of the leaves (at least 32)
+    leaves_to_search: int | None = None  # ≈ 15% of the leaves (at least 32): recall@100 ≥ 0.95 on real text
     reorder: int = 500  # candidates re-scored exactly after asymmetric hashing
     dims_per_block: int = 2
     anisotropic_threshold: float = 0.2
@@ -244,7 +244,7 @@ class ScannParams:
 
     def resolve(self, num_rows: int) -> ScannParams:
         leaves = self.num_leaves or max(2, min(num_rows // 40, int(2 * math.sqrt(num_rows))))
-        search = self.leaves_to_search or min(leaves, max(32, leaves // 10))
+        search = self.leaves_to_search or min(leaves, max(32, round(leaves * 0.15)))
         return dataclasses.replace(self, num_leaves=leaves, leaves_to_search=search)
 
 
