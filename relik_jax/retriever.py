@@ -27,7 +27,7 @@ import numpy as np
 from flax import nnx
 from tokenizers import Tokenizer
 
-from relik_jax import hf_io, layers
+from relik_jax import hf_io, layers, metrics
 from relik_jax.bert import BertConfig, BertModel, mean_pool
 from relik_jax.compiled import CompiledForward
 from relik_jax.index import DEFAULT_SEPARATOR, Document, DocumentIndex, RetrievedDocument, passage_text
@@ -345,15 +345,6 @@ class _progress:
 # -------------------- evaluation
 
 
-def recall_at_k(predictions: Sequence[Sequence[str]], gold: Sequence[Sequence[str]], k: int) -> float:
-    """Micro recall@k as the reference callback: Σ |set(top-k) ∩ set(gold)| / Σ |set(gold)|."""
-    if len(predictions) != len(gold):
-        raise ValueError(f"{len(predictions)} predictions for {len(gold)} gold lists")
-    hits = sum(len(set(p[:k]) & set(g)) for p, g in zip(predictions, gold, strict=True))
-    total = sum(len(set(g)) for g in gold)
-    return hits / total if total else 0.0
-
-
 def average_rank(predictions: Sequence[Sequence[str]], gold: Sequence[Sequence[str]], k: int) -> float:
     """Mean 1-based rank of gold labels found in the top-k (reference `AvgRankingEvaluationCallback`)."""
     ranks = [
@@ -365,6 +356,6 @@ def average_rank(predictions: Sequence[Sequence[str]], gold: Sequence[Sequence[s
 def evaluate_retrieval(
     predictions: Sequence[Sequence[str]], gold: Sequence[Sequence[str]], ks: Sequence[int] = (1, 10, 50, 100)
 ) -> dict[str, float]:
-    out = {f"recall@{k}": recall_at_k(predictions, gold, k) for k in ks}
+    out = metrics.recall_at_k(predictions, gold, ks)
     out[f"avg_ranking@{max(ks)}"] = average_rank(predictions, gold, max(ks))
     return out

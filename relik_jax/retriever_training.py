@@ -35,7 +35,7 @@ import optax
 from flax import nnx
 
 from relik_jax import training
-from relik_jax.index import Document, DocumentIndex
+from relik_jax.index import Document, DocumentIndex, passage_text
 from relik_jax.retriever import (
     LENGTH_BUCKETS,
     GoldenRetrieverModel,
@@ -193,9 +193,7 @@ class RetrieverTrainer:
             [s.doc_topic or "" for s in self.train] if config.use_topics else None,
             lq,
         )
-        passages = DocumentIndex(
-            self.kb, np.zeros((len(self.kb), 1), np.float32), metadata_fields, separator
-        ).passages()
+        passages = [passage_text(d, metadata_fields, separator) for d in self.kb]
         self.passage_tokens = retriever.tokenize(passages, None, lp)
         self._step_fn = jax.jit(self._train_step, donate_argnums=(0, 1, 2))
 

@@ -16,7 +16,6 @@ from relik_jax.retriever import (
     average_rank,
     evaluate_retrieval,
     load_encoder,
-    recall_at_k,
     save_encoder,
 )
 
@@ -166,9 +165,7 @@ def test_build_index_and_retrieve(tiny_encoder_folder):
 def test_recall_and_average_rank_by_hand():
     preds = [["a", "b", "c", "d"], ["x", "y", "z", "w"], ["m", "n", "o", "p"]]
     gold = [["b", "d"], ["w", "w"], ["q"]]  # duplicate gold counts once for recall (set), as the reference
-    assert recall_at_k(preds, gold, 1) == 0 / 4
-    assert recall_at_k(preds, gold, 2) == 1 / 4
-    assert recall_at_k(preds, gold, 4) == 3 / 4
+    assert evaluate_retrieval(preds, gold, ks=(1, 2, 4))["recall@2"] == 1 / 4
     # ranks of found gold labels: b→2, d→4, w→4, w→4 (each gold occurrence) → 14/4
     assert average_rank(preds, gold, 4) == 14 / 4
     assert evaluate_retrieval(preds, gold, ks=(1, 4)) == {
