@@ -38,8 +38,14 @@ def retriever_config(size: str, layers: int | None = None) -> BertConfig:
                       intermediate_size=ffn, layer_norm_eps=1e-12)
 
 
+_PARAMS: dict = {}  # (config, seed) -> filled parameter State, shared by every compute dtype
+
+
 def random_model(config, dtype: str = "fp32", seed: int = 0) -> nnx.Module:
-    """DebertaV2Model / BertModel for `config` with N(0, 0.02) matrices, unit LayerNorm scales, zero biases."""
+    """DebertaV2Model / BertModel for `config` with N(0, 0.02) matrices, unit LayerNorm scales, zero biases.
+
+    Parameters are float32 whatever the compute dtype, so models of one config share them (cached).
+    """
     cls = DebertaV2Model if isinstance(config, DebertaV2Config) else BertModel
     abstract = nnx.eval_shape(lambda: cls(config, rngs=nnx.Rngs(0), dtype=dtype))
     graphdef, params, rest = nnx.split(abstract, nnx.Param, ...)
@@ -48,23 +54,26 @@ def random_model(config, dtype: str = "fp32", seed: int = 0) -> nnx.Module:
         name = str(path[-1].key if hasattr(path[-1], "key") else path[-1])
         shape = leaf.shape
         if "scale" in name:
-            return jnp.ones(shape, jnp.float32)
+            return np.ones(shape, np.float32)
         if "bias" in name:
-            return jnp.zeros(shape, jnp.float32)
+            return np.zeros(shape, np.float32)
         rng = np.random.default_rng([seed, zlib.crc32(jax.tree_util.keystr(path).encode())])
         n = int(np.prod(shape))
         # Big tables (the 128K-row embeddings) repeat a 1M-value block: same cost, a fraction of the init time.
         values = rng.standard_normal(min(n, 1 << 20), dtype=np.float32) * np.float32(0.02)
-        return jnp.asarray(np.resize(values, shape) if values.size < n else values.reshape(shape))
+        return np.resize(values, shape) if values.size < n else values.reshape(shape)
 
     def fill_rest(leaf):
         if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
             return jax.random.key(seed)
         return jnp.zeros(leaf.shape, leaf.dtype)
 
-    params = jax.tree_util.tree_map_with_path(fill_param, params)
+    key = (config, seed)
+    if key not in _PARAMS:
+        _PARAMS.clear()  # keep one model's weights alive at a time (large readers are GBs)
+        _PARAMS[key] = jax.device_put(jax.tree_util.tree_map_with_path(fill_param, params))  # one transfer
     rest = jax.tree_util.tree_map(fill_rest, rest)
-    return nnx.merge(graphdef, params, rest)
+    return nnx.merge(graphdef, _PARAMS[key], rest)
 
 
 def param_count(model: nnx.Module) -> int:
