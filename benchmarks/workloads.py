@@ -379,19 +379,19 @@ def reference_batches(rows: list[Row], task: str, token_batch_size: int = 2048, 
     return out
 
 
-def bucket_batches(rows: list[Row], task: str, token_budget: int, max_batch: int = 64,
-                   multiple: int = 64) -> list[Batch]:
-    """Our batching: sort by length, pad L up to a multiple of `multiple`, fill batches to a token budget.
+def bucket_plan(lengths: list[int], token_budget: int, max_batch: int = 64,
+                multiple: int = 64) -> list[tuple[list[int], int, int]]:
+    """Our batching as (members, B, L) triples: sort by length, pad L up to a multiple of `multiple`, fill
+    batches to a token budget.
 
     Batch sizes are powers of two: full batches hold `cap` rows, and a bucket's remainder is split into
     power-of-two batches (13 = 8 + 4 + 1) rather than padded with dummy rows, so no compute is spent on padding
     rows and the number of compiled shapes stays at most (#length buckets) x log2(max_batch).
     """
-    order = sorted(range(len(rows)), key=lambda i: len(rows[i].ids))
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
     buckets: dict[int, list[int]] = {}
     for i in order:
-        length = -(-len(rows[i].ids) // multiple) * multiple
-        buckets.setdefault(length, []).append(i)
+        buckets.setdefault(-(-lengths[i] // multiple) * multiple, []).append(i)
     out = []
     for length, members in sorted(buckets.items()):
         cap = max(1, min(max_batch, token_budget // length))
@@ -400,14 +400,31 @@ def bucket_batches(rows: list[Row], task: str, token_budget: int, max_batch: int
         while a < len(members):
             left = len(members) - a
             b = cap if left >= cap else 1 << (left.bit_length() - 1)
-            out.append(make_batch(rows, members[a:a + b], task, batch=b, length=length))
+            out.append((members[a:a + b], b, length))
             a += b
     return out
 
 
+def plan_efficiency(lengths: list[int], plan: list[tuple[list[int], int, int]]) -> float:
+    return sum(lengths[i] for m, _, _ in plan for i in m) / sum(b * n for _, b, n in plan)
+
+
+def bucket_batches(rows: list[Row], task: str, token_budget: int, max_batch: int = 64,
+                   multiple: int = 64) -> list[Batch]:
+    """`bucket_plan` materialised as padded batches."""
+    plan = bucket_plan([len(r.ids) for r in rows], token_budget, max_batch, multiple)
+    return [make_batch(rows, m, task, batch=b, length=n) for m, b, n in plan]
+
+
+def single_batch(rows: list[Row], task: str, multiple: int = 64) -> list[Batch]:
+    """All rows in one batch (rows padded to a power of two, length to a multiple): one compile per case."""
+    length = -(-max(len(r.ids) for r in rows) // multiple) * multiple
+    return [make_batch(rows, list(range(len(rows))), task, batch=1 << (len(rows) - 1).bit_length(), length=length)]
+
+
 def padding_efficiency(batches: list[Batch], rows: list[Row]) -> float:
     """Real tokens / computed tokens (padding rows and positions count as waste)."""
-    real = sum(len(rows[i].ids) for b in batches for i in b.rows)
+    real = sum(len(rows[i].ids) for b in batches for i in set(b.rows))
     return real / sum(b.shape[0] * b.shape[1] for b in batches)
 
 
