@@ -76,7 +76,8 @@ def compare(results: list[dict], wls: dict, samples: dict, preset, device: jax.D
         cfg = models.reader_config(r["model"], w.task, preset.layers)
         model = models.random_model(cfg, "fp32")
         rows = w.rows(r["k"], indices=samples[w.name], k_relations=20)
-        ours = workloads.bucket_batches(rows, w.task, preset.token_budget, preset.max_batch, preset.multiple)
+        ours = (workloads.single_batch(rows, w.task, preset.multiple) if preset.single_batch else
+                workloads.bucket_batches(rows, w.task, preset.token_budget, preset.max_batch, preset.multiple))
         ref = workloads.reference_batches(rows, w.task)
         start_rate = sum(x.mentions for x in rows) / sum(x.text_len - 2 for x in rows)
         folder = paths.CACHE / "bench-reference" / f"{w.name}-{r['model']}-k{r['k']}"
@@ -93,6 +94,9 @@ def compare(results: list[dict], wls: dict, samples: dict, preset, device: jax.D
             log(f"reference failed (rc {proc.returncode}):\n{proc.stderr[-3000:]}")
             continue
         res = json.loads((folder / "result.json").read_text())
+        # The weight files are hundreds of MB per case; keep only inputs, results and the parity tensor.
+        shutil.rmtree(folder / "backbone", ignore_errors=True)
+        (folder / "weights.safetensors").unlink(missing_ok=True)
         # Parity: our backbone on the first batch vs the reference backbone, on real (unpadded) positions.
         b0 = ours[0]
         ours_h = np.asarray(model(jax.numpy.asarray(b0.input_ids), jax.numpy.asarray(b0.attention_mask)))
@@ -104,7 +108,6 @@ def compare(results: list[dict], wls: dict, samples: dict, preset, device: jax.D
         r["reference"] = {
             "time_s": bb["reference"]["time_s"], "time_same_batches_s": bb["ours"]["time_s"],
             "reader_time_s": rd.get("reference", {}).get("time_s"),
-            "reader_same_batches_s": rd.get("ours", {}).get("time_s"),
             "reader_starts_per_pass": rd.get("reference", {}).get("predicted_starts_per_pass"),
             "batches": len(ref), "padding_efficiency": workloads.padding_efficiency(ref, rows),
             "backbone_max_abs_diff": diff, "torch": res["torch"], "threads": res["threads"],

@@ -244,8 +244,8 @@ def retriever_case(w: workloads.Workload, encoders: list[str], dtype: str, prese
         index_dtype = jnp.bfloat16 if dtype == "bf16" else jnp.float32
         key = ("index", index_n, dim, dtype)
         if key not in cache:  # random unit-scale embeddings, drawn on the device; real ones only change values
-            make = jax.jit(lambda k: jax.random.normal(k, (index_n, dim), index_dtype), device=device)
-            cache[key] = make(jax.random.key(1))
+            with jax.default_device(device):
+                cache[key] = jax.jit(lambda k: jax.random.normal(k, (index_n, dim), index_dtype))(jax.random.key(1))
         index = cache[key]
         search = jax.jit(lambda q, e: jax.lax.top_k((q.astype(e.dtype) @ e.T).astype(jnp.float32), 100))
         q = jax.device_put(jnp.asarray(np.random.default_rng(2).standard_normal((len(queries), dim),
