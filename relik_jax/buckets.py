@@ -1,0 +1,129 @@
+"""Static padding buckets for the reader: every jitted stage sees only shapes from a small fixed set.
+
+Dimensions and how each is bucketed (all lists are ascending; a value above the last entry goes to the next power
+of two, so nothing is ever dropped, and the number of programs stays bounded because every dimension is bounded
+by the longest sequence):
+
+- L   sequence length: `seq_lens`; rows are grouped by their L bucket.
+- B   rows per batch: at most `token_budget // L` (capped by `max_rows`, rounded down to a power of two); a
+      smaller last batch of a group is padded to the next power of two.
+- Lt  text positions (CLS + text sub-tokens) that can hold a start or an end: `text_lens`, capped at L.
+- S   predicted starts per row, M mentions per row, C / T / R symbol columns per row: `counts`.
+
+`plan_batches` turns row lengths into batches; `ShapeLog` records the distinct program shapes a run used, and
+`program_bound` is the worst case the configuration allows (what the compile-count test asserts against).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+
+def _pow2_at_least(n: int) -> int:
+    return 1 << max(0, (max(1, n) - 1).bit_length())
+
+
+@dataclasses.dataclass(frozen=True)
+class Buckets:
+    seq_lens: tuple[int, ...] = (64, 128, 256, 512, 768, 1024)
+    text_lens: tuple[int, ...] = (32, 64, 128, 256, 512)
+    counts: tuple[int, ...] = (8, 16, 32, 64, 128)
+    token_budget: int = 8192
+    max_rows: int = 32
+
+    def __post_init__(self) -> None:
+        for name in ("seq_lens", "text_lens", "counts"):
+            values = getattr(self, name)
+            if not values or list(values) != sorted(set(values)) or values[0] < 1:
+                raise ValueError(f"Buckets.{name} must be strictly ascending positive ints, got {values}")
+
+    @staticmethod
+    def pick(n: int, sizes: Sequence[int]) -> int:
+        """Smallest bucket >= n; beyond the last one, the next power of two (never truncates)."""
+        for s in sizes:
+            if n <= s:
+                return s
+        return _pow2_at_least(n)
+
+    def seq_len(self, n: int) -> int:
+        return self.pick(n, self.seq_lens)
+
+    def text_len(self, n: int, seq_len: int) -> int:
+        return min(self.pick(n, self.text_lens), seq_len)
+
+    def count(self, n: int) -> int:
+        return self.pick(max(1, n), self.counts)
+
+    def rows(self, seq_len: int) -> int:
+        r = max(1, min(self.max_rows, self.token_budget // seq_len))
+        return 1 << (r.bit_length() - 1)
+
+    @staticmethod
+    def reachable(sizes: Sequence[int], limit: int) -> list[int]:
+        """Every value `pick(n, sizes)` can return for 1 <= n <= limit."""
+        out = []
+        for s in sizes:
+            out.append(s)
+            if s >= limit:
+                return out
+        p = _pow2_at_least(sizes[-1] + 1)
+        while True:
+            out.append(p)
+            if p >= limit:
+                return out
+            p *= 2
+
+    def program_bound(self, max_len: int, triplet: bool) -> dict[str, int]:
+        """Worst-case number of compiled programs per stage for rows up to `max_len` tokens."""
+        ls = self.reachable(self.seq_lens, max_len)
+        a = b = c = 0
+        for length in ls:
+            n_b = self.rows(length).bit_length()  # batch sizes 1, 2, 4, ..., rows(L)
+            a += n_b
+            lts = sorted({min(t, length) for t in self.reachable(self.text_lens, length)})
+            for lt in lts:
+                ss = self.reachable(self.counts, lt)
+                b += n_b * len(ss)
+                ms = self.reachable(self.counts, lt * lt)
+                cs = self.reachable(self.counts, length)
+                c += n_b * len(ss) * len(ms) * (len(cs) ** 2 if triplet else len(cs))
+        return {"encode": a, "ends": b, "heads": c, "total": a + b + c}
+
+
+@dataclasses.dataclass
+class Batch:
+    seq_len: int
+    rows: int  # padded batch size
+    indices: list[int]  # row indices into the caller's list (len <= rows)
+
+
+def plan_batches(lengths: Sequence[int], buckets: Buckets, *, sort: bool = True) -> list[Batch]:
+    """Group rows by L bucket (longest rows share batches; order restored by the caller via `indices`)."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i]) if sort else list(range(len(lengths)))
+    groups: dict[int, list[int]] = {}
+    for i in order:
+        groups.setdefault(buckets.seq_len(lengths[i]), []).append(i)
+    out = []
+    for length in sorted(groups):
+        idx = groups[length]
+        n = buckets.rows(length)
+        for k in range(0, len(idx), n):
+            chunk = idx[k: k + n]
+            out.append(Batch(length, min(n, _pow2_at_least(len(chunk))), chunk))
+    return out
+
+
+class ShapeLog:
+    """Distinct static shapes seen per stage (each one = one compiled program)."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, set[tuple]] = {}
+
+    def add(self, stage: str, key: tuple) -> None:
+        self.seen.setdefault(stage, set()).add(key)
+
+    def counts(self) -> dict[str, int]:
+        out = {k: len(v) for k, v in sorted(self.seen.items())}
+        out["total"] = sum(out.values())
+        return out

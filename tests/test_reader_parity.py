@@ -1,0 +1,238 @@
+"""Reader parity against the reference relik 1.0.7 (PyTorch) on its own random-init EL / RE / cIE checkpoints.
+
+The fixtures (tests/reference/README.md) hold, per reader, the reference's input windows, every batch it ran
+(inputs and logits) and its decoded outputs. Here the reference folder is converted, our input builder must
+rebuild the very same rows, our stages must reproduce the logits within 1e-4 on valid positions, and decoding
+must give identical spans, labels and triplets.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from relik_jax.buckets import Buckets
+from relik_jax.reader_api import Reader
+from relik_jax.reader_inputs import ReaderWindow
+
+ATOL = 1e-4
+# The calibrated random heads give logits up to |x| ~ 100 (dot products of LayerNorm-ed projections): fp32
+# summation-order noise scales with the tensor's magnitude, so the bound is ATOL + RTOL * max|reference|.
+RTOL = 1e-5
+NEG = -1e30
+
+
+def _load_batches(folder: Path) -> list[tuple[dict, dict]]:
+    out = []
+    for meta_path in sorted((folder / "batches").glob("batch_*.json")):
+        arrays = dict(np.load(meta_path.with_suffix(".npz")))
+        out.append((json.loads(meta_path.read_text()), arrays))
+    return out
+
+
+def _readers(reference_dir: Path, task: str) -> list[str]:
+    manifest = json.loads((reference_dir / "manifest.json").read_text())
+    names = sorted(manifest.get(task, {}))
+    assert names, f"no {task} readers in the reference fixtures {reference_dir}"
+    return names
+
+
+def _close(ours: np.ndarray, ref: np.ndarray, what: str) -> float:
+    """Equal masks (-1e30 in both) and values within ATOL elsewhere; returns the max abs difference."""
+    assert ours.shape == ref.shape, f"{what}: shape {ours.shape} vs reference {ref.shape}"
+    ref_masked = ref <= -1e29
+    np.testing.assert_array_equal(ours <= -1e29, ref_masked, err_msg=f"{what}: masked positions differ")
+    if (~ref_masked).any():
+        a, r = ours[~ref_masked], ref[~ref_masked]
+        err = np.abs(a - r)
+        bound = ATOL + RTOL * float(np.abs(r).max())
+        assert err.max() <= bound, f"{what}: max abs diff {err.max()} > {bound} (at |ref| = {np.abs(r[err.argmax()])})"
+        return float(err.max())
+    return 0.0
+
+
+class ReaderCase:
+    def __init__(self, reference_dir: Path, task: str, name: str, small_buckets: bool = False):
+        self.folder = reference_dir / task / name
+        self.reader_dir = reference_dir / "readers" / name
+        windows = json.loads((self.folder / "windows_input.json").read_text())
+        self.windows = [ReaderWindow.from_reference(w) for w in windows]
+        self.predictions = json.loads((self.folder / "predictions.json").read_text())
+        self.batches = _load_batches(self.folder)
+        buckets = Buckets(seq_lens=(32, 64, 128, 256, 512, 1024), text_lens=(16, 32, 64), counts=(4, 8, 16, 32))
+        self.reader = Reader.from_folder(self.reader_dir, buckets=buckets if small_buckets else None,
+                                         return_logits=True)
+        self.rows = self.reader.rows(self.windows)
+        self.outs = self.reader.forward(self.rows)
+
+    def row_index(self, window: int, patch: int | None) -> int:
+        for k, r in enumerate(self.rows):
+            if r.window_index == window and (patch is None or r.patch_offset == patch):
+                return k
+        raise AssertionError(f"no row for window {window} patch {patch}")
+
+
+@pytest.fixture(scope="module", params=["el-0", "el-1"])
+def el_case(request, reference_dir):
+    names = _readers(reference_dir, "el")
+    k = int(request.param.split("-")[1])
+    assert k < len(names), f"expected at least two EL readers in the fixtures, got {names}"
+    return ReaderCase(reference_dir, "el", names[k], small_buckets=k == 1)
+
+
+def test_el_inputs_match(el_case):
+    case = el_case
+    n_ref_rows = 0
+    for meta, arrays in case.batches:
+        for b, (w, patch) in enumerate(zip(meta["window_index"], meta["patch_offset"], strict=True)):
+            row = case.rows[case.row_index(w, patch)]
+            n = len(row)
+            n_ref_rows += 1
+            assert arrays["attention_mask"][b].sum() == n, f"window {w} patch {patch}: length differs"
+            np.testing.assert_array_equal(row.input_ids, arrays["input_ids"][b, :n], err_msg=f"window {w}")
+            np.testing.assert_array_equal(row.token_type_ids, arrays["token_type_ids"][b, :n])
+            np.testing.assert_array_equal(row.prediction_mask, arrays["prediction_mask"][b, :n].astype(bool))
+            np.testing.assert_array_equal(row.special_symbols_mask, arrays["special_symbols_mask"][b, :n])
+            assert row.predictable_candidates == meta["predictable_candidates"][b]
+    assert n_ref_rows == len(case.rows)
+    assert any(r.patch_offset > 0 for r in case.rows), "fixtures should exercise candidate trimming / patches"
+
+
+def test_el_logits_match(el_case):
+    case = el_case
+    worst = {"start": 0.0, "end": 0.0, "ed": 0.0}
+    for meta, arrays in case.batches:
+        end_ref = arrays.get("ned_end_logits")
+        e_off = 0
+        for b, (w, patch) in enumerate(zip(meta["window_index"], meta["patch_offset"], strict=True)):
+            out = case.outs[case.row_index(w, patch)]
+            n = len(out["start_logits"])
+            worst["start"] = max(worst["start"], _close(out["start_logits"], arrays["ned_start_logits"][b, :n],
+                                                        f"start logits w{w}p{patch}"))
+            k = len(out["starts"])
+            if k:
+                ref = end_ref[e_off: e_off + k]
+                lt = out["end_logits"].shape[1]
+                m = min(lt, n)
+                worst["end"] = max(worst["end"], _close(out["end_logits"][:, :m], ref[:, :m], f"end logits w{w}"))
+                assert (ref[:, m:n] <= -1e29).all(), "reference has unmasked end positions beyond our Lt"
+            e_off += k
+            m = len(out["mentions"])
+            if m:
+                ref = arrays["ed_logits"][b]
+                worst["ed"] = max(worst["ed"], _close(out["ed_logits"], ref[:m, : out["ed_logits"].shape[1]],
+                                                      f"ed logits w{w}"))
+                assert (ref[m:] <= -1e29).all()
+        if end_ref is not None:
+            assert e_off == len(end_ref), "number of predicted starts differs"
+    print(f"max abs diff: {worst}")
+
+
+def test_el_decoded_spans_match(el_case):
+    case = el_case
+    preds = case.reader.read(case.windows)
+    assert len(preds) == len(case.predictions)
+    n_spans = 0
+    for p, ref in zip(preds, case.predictions, strict=True):
+        ours = sorted([list(s) for s in p.spans])
+        assert ours == sorted(ref["predicted_spans"]), f"window {p.window_index}"
+        n_spans += len(ours)
+        ref_patches = ref.get("patches") or {}
+        assert len(p.patches) == len(ref_patches)
+        for k, patch in enumerate(p.patches):
+            rp = ref_patches[str(k)]
+            assert {t: sorted(v) for t, v in patch.predicted_window_labels.items()} == {
+                t: sorted(v) for t, v in rp["predicted_window_labels"].items()}
+    assert n_spans > 0
+    print(f"compiled programs: {case.reader.shapes.counts()}")
+
+
+@pytest.fixture(scope="module", params=["re-0", "re-1", "cie-0", "cie-1"])
+def triplet_case(request, reference_dir):
+    task, k = request.param.split("-")
+    k = int(k)
+    manifest = json.loads((reference_dir / "manifest.json").read_text())
+    names = sorted(n for n in manifest.get("triplet", {}) if n.startswith(task))
+    assert k < len(names), f"expected at least two {task} readers in the fixtures, got {names}"
+    return ReaderCase(reference_dir, task, names[k], small_buckets=k == 1)
+
+
+def test_triplet_inputs_match(triplet_case):
+    case = triplet_case
+    typed = case.reader.cfg.entity_type_loss
+    n_ref_rows = 0
+    for meta, arrays in case.batches:
+        for b, w in enumerate(meta["window_index"]):
+            row = case.rows[case.row_index(w, None)]
+            n = len(row)
+            n_ref_rows += 1
+            assert arrays["attention_mask"][b].sum() == n, f"window {w}: length differs"
+            np.testing.assert_array_equal(row.input_ids, arrays["input_ids"][b, :n], err_msg=f"window {w}")
+            np.testing.assert_array_equal(row.token_type_ids, arrays["token_type_ids"][b, :n])
+            np.testing.assert_array_equal(row.prediction_mask, arrays["prediction_mask"][b, :n].astype(bool))
+            np.testing.assert_array_equal(row.relation_symbols_mask, arrays["special_symbols_mask"][b, :n])
+            ents = arrays["special_symbols_mask_entities"][b, :n]
+            np.testing.assert_array_equal(row.entity_symbols_mask if typed else row.relation_symbols_mask, ents)
+    assert n_ref_rows == len(case.rows)
+
+
+def test_triplet_logits_match(triplet_case):
+    case = triplet_case
+    worst = {"start": 0.0, "end": 0.0, "type": 0.0, "relation": 0.0}
+    n_cells = 0
+    for meta, arrays in case.batches:
+        end_ref = arrays["ned_end_logits"]
+        e_off = 0
+        for b, w in enumerate(meta["window_index"]):
+            out = case.outs[case.row_index(w, None)]
+            n = len(out["start_logits"])
+            worst["start"] = max(worst["start"], _close(out["start_logits"], arrays["ned_start_logits"][b, :n],
+                                                        f"start logits w{w}"))
+            k = len(out["starts"])
+            if k:
+                ref = end_ref[e_off: e_off + k]
+                m = min(out["end_logits"].shape[1], n)
+                worst["end"] = max(worst["end"], _close(out["end_logits"][:, :m], ref[:, :m], f"end logits w{w}"))
+                assert (ref[:, m:n] <= -1e29).all()
+            e_off += k
+            m = len(out["mentions"])
+            if not m:
+                continue
+            if "type_logits" in out:
+                t = out["type_logits"].shape[1]
+                ref = arrays["ned_type_logits"][b]
+                worst["type"] = max(worst["type"], _close(out["type_logits"], ref[:m, :t], f"type logits w{w}"))
+                np.testing.assert_array_equal(out["type_pred"], arrays["ned_type_predictions"][b, :m])
+            r = out["re_logits"].shape[2]
+            ref = arrays["re_logits"][b, :m, :m, :r]
+            worst["relation"] = max(worst["relation"], _close(out["re_logits"], ref, f"relation logits w{w}"))
+            ours_pred = out["re_probs"] > case.reader.threshold
+            np.testing.assert_array_equal(ours_pred, arrays["re_predictions"][b, :m, :m, :r])
+            n_cells += ref.size // 2
+        assert e_off == len(end_ref), "number of predicted starts differs"
+    assert n_cells > 0
+    print(f"max abs diff: {worst}")
+
+
+def _resolved(spans: list, triplets: list) -> list:
+    """Triplets with their subject/object as char (start, end). The reference points at the *first* span with that
+    (start, end) in a list sorted by start only (set order for ties), so the label is not part of the identity."""
+    return sorted((tuple(spans[s][:2]), rel, tuple(spans[o][:2]), p) for s, rel, o, p in triplets)
+
+
+def test_triplet_decoded_outputs_match(triplet_case):
+    case = triplet_case
+    preds = case.reader.read(case.windows)
+    n_triplets = 0
+    for p, ref in zip(preds, case.predictions, strict=True):
+        assert sorted(list(s) for s in p.spans) == sorted(ref["predicted_spans"]), f"window {p.window_index}"
+        ref_spans = [tuple(s) for s in ref["predicted_spans"]]
+        ours = _resolved([list(s) for s in p.spans], p.triplets)
+        theirs = _resolved([list(s) for s in ref_spans], ref["predicted_triplets"])
+        assert ours == theirs, f"window {p.window_index}"
+        n_triplets += len(ours)
+    assert n_triplets > 0
+    print(f"compiled programs: {case.reader.shapes.counts()}")
