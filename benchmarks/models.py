@@ -41,13 +41,11 @@ def retriever_config(size: str, layers: int | None = None) -> BertConfig:
 _PARAMS: dict = {}  # (config, seed) -> filled parameter State, shared by every compute dtype
 
 
-def random_model(config, dtype: str = "fp32", seed: int = 0) -> nnx.Module:
-    """DebertaV2Model / BertModel for `config` with N(0, 0.02) matrices, unit LayerNorm scales, zero biases.
-
-    Parameters are float32 whatever the compute dtype, so models of one config share them (cached).
-    """
-    cls = DebertaV2Model if isinstance(config, DebertaV2Config) else BertModel
-    abstract = nnx.eval_shape(lambda: cls(config, rngs=nnx.Rngs(0), dtype=dtype))
+def random_module(factory, key, seed: int = 0) -> nnx.Module:
+    """`factory()` (an NNX module) with N(0, 0.02) matrices, unit LayerNorm scales, zero biases, without running
+    NNX's initialisers. Parameters are float32 whatever the compute dtype, so modules with the same `key` share
+    them (one set cached at a time)."""
+    abstract = nnx.eval_shape(factory)
     graphdef, params, rest = nnx.split(abstract, nnx.Param, ...)
 
     def fill_param(path, leaf):
@@ -68,12 +66,72 @@ def random_model(config, dtype: str = "fp32", seed: int = 0) -> nnx.Module:
             return jax.random.key(seed)
         return jnp.zeros(leaf.shape, leaf.dtype)
 
-    key = (config, seed)
+    key = (key, seed)
     if key not in _PARAMS:
         _PARAMS.clear()  # keep one model's weights alive at a time (large readers are GBs)
         _PARAMS[key] = jax.device_put(jax.tree_util.tree_map_with_path(fill_param, params))  # one transfer
     rest = jax.tree_util.tree_map(fill_rest, rest)
     return nnx.merge(graphdef, _PARAMS[key], rest)
+
+
+def random_model(config, dtype: str = "fp32", seed: int = 0) -> nnx.Module:
+    """A DebertaV2Model / BertModel for `config` with random weights (see `random_module`)."""
+    cls = DebertaV2Model if isinstance(config, DebertaV2Config) else BertModel
+    return random_module(lambda: cls(config, rngs=nnx.Rngs(0), dtype=dtype), config, seed)
+
+
+def reader_available() -> bool:
+    """Whether this checkout has the ReLiK reader (`relik_jax.reader_api`)."""
+    try:
+        import relik_jax.reader_api  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def random_reader(size: str, task: str, layers: int | None = None, dtype: str = "fp32", seed: int = 0):
+    """(ReaderConfig, SpanReader | TripletReader) shaped like the hub readers (EL: 101 symbols; NYT: 24 relation
+    symbols; cIE: 25 relation + 76 entity symbols with entity typing), with random weights."""
+    from relik_jax.reader import SPAN_ARCH, TRIPLET_ARCH, ReaderConfig, build_reader
+
+    cie = task == "cie"
+    rcfg = ReaderConfig(architecture=SPAN_ARCH if task == "el" else TRIPLET_ARCH,
+                        additional_special_symbols={"el": 101, "re": 24, "cie": 25}[task],
+                        additional_special_symbols_types=76 if cie else 0, entity_type_loss=cie,
+                        add_entity_embedding=cie)
+    bcfg = reader_config(size, task, layers)
+    model = random_module(lambda: build_reader(rcfg, bcfg, rngs=nnx.Rngs(0), dtype=dtype), (rcfg, bcfg), seed)
+    return rcfg, model
+
+
+def calibrate_reader(model, task: str, batch, start_rate: float) -> dict[str, float]:
+    """Shift the random start (and, for RE/cIE, binary end) classifier biases so that the reader predicts about
+    `start_rate` mention starts per text token and about one end per start, as trained readers do. Random heads
+    would otherwise mark about half of all tokens as starts, making the heads far costlier than on real models.
+    `batch` is a `workloads.Batch`; the shift is computed on it and written into the model in place."""
+    ids, att = jnp.asarray(batch.input_ids), jnp.asarray(batch.attention_mask)
+    tt, pm = jnp.asarray(batch.token_type_ids), jnp.asarray(batch.prediction_mask > 0)
+    out = model.encode(ids, att, tt, pm)
+    logits = np.asarray(out["start_logits"], np.float64)
+    text = ~np.asarray(pm) & (np.asarray(att) > 0)
+    shift = float(np.quantile((logits[..., 1] - logits[..., 0])[text], 1.0 - start_rate))
+    bias = model.ned_start_classifier[4].bias
+    bias.value = bias.value.at[1].add(-shift)
+    info = {"start_shift": shift}
+    if task != "el":
+        out = model.encode(ids, att, tt, pm)
+        n_starts = max(int(np.max(np.asarray(out["num_starts"]))), 1)
+        text_len = int(text.sum(1).max()) + 2
+        ends = model.ends(out["features"], out["start_pred"], pm, n_starts, text_len, True)
+        el = np.asarray(ends["end_logits"], np.float64)
+        valid = (el[..., 1] > -1e20) & np.asarray(ends["start_valid"])[..., None]
+        if valid.any():
+            per_start = valid.sum() / max(int(np.asarray(ends["start_valid"]).sum()), 1)
+            shift_end = float(np.quantile((el[..., 1] - el[..., 0])[valid], 1.0 - 1.0 / max(per_start, 1.0)))
+            b = model.ned_end_classifier.dense_1.bias
+            b.value = b.value.at[1].add(-shift_end)
+            info["end_shift"] = shift_end
+    return info
 
 
 def param_count(model: nnx.Module) -> int:

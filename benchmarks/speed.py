@@ -13,8 +13,8 @@ Floors: full-set FLOPs of the full-depth model (heads included) / peak, on this 
 
 The "cpu" preset is scaled down to finish in minutes on two cores: a few windows per workload and models cut to
 `--layers` layers (labelled "base 2/12L"); the full-depth, full-set time is extrapolated by FLOPs.
-Until `relik_jax.reader` exists the reader row times the DeBERTa backbone only ("backbone"; heads are in the FLOP
-counts and floors, not in the time).
+The reader rows time `relik_jax.reader_api.Reader` (backbone + heads) with random weights whose start/end biases are
+calibrated to the gold mention rate; in a checkout without the reader they time the DeBERTa backbone only.
 """
 
 from __future__ import annotations
@@ -134,6 +134,11 @@ def timed_passes(run, inputs: list, repeats: int) -> tuple[float, list[float]]:
     return first, [one() for _ in range(repeats)]
 
 
+def start_rate(rows: list[workloads.Row]) -> float:
+    """Gold mentions per text sub-token: what the random heads are calibrated to predict."""
+    return sum(r.mentions for r in rows) / max(sum(r.text_len - 2 for r in rows), 1)
+
+
 def run_batches(rows: list[workloads.Row], task: str, preset: Preset) -> list[workloads.Batch]:
     if preset.single_batch:
         return workloads.single_batch(rows, task, preset.multiple)
@@ -164,19 +169,37 @@ def reader_case(w: workloads.Workload, size: str, k: int, dtype: str, preset: Pr
                 device: jax.Device, peak: models.Peak, cache: dict) -> dict:
     cfg_run = models.reader_config(size, w.task, preset.layers)
     cfg_full = models.reader_config(size, w.task)
-    key = (size, w.task, preset.layers, dtype)
-    if key not in cache:
-        cache[key] = models.random_model(cfg_run, dtype)
-    model = cache[key]
     rows = w.rows(k, indices=sample, k_relations=REBEL_RELATIONS)
     batches = run_batches(rows, w.task, preset)
-    fwd = CompiledForward(model, lambda m, ids, mask: m(ids, mask))
-    inputs = [(jax.device_put(b.input_ids, device), jax.device_put(b.attention_mask, device)) for b in batches]
-    first, steady = timed_passes(fwd, inputs, preset.repeats)
+    if models.reader_available():  # the real reader: backbone + heads, its staged jitted forward
+        from relik_jax.buckets import Buckets
+        from relik_jax.reader_api import Reader
+
+        rcfg, model = models.random_reader(size, w.task, preset.layers, dtype)
+        calibration = models.calibrate_reader(model, w.task, batches[0], start_rate(rows))
+        buckets = Buckets(token_budget=preset.token_budget, max_rows=preset.max_batch)
+        reader = Reader(rcfg, model, cache["tokenizer"], buckets=buckets, use_nme=w.task != "re")
+        rrows = workloads.reader_rows(rows, w.task)
+        if preset.single_batch:
+            b0 = batches[0]
+            inputs = [(rrows, b0.shape[1], b0.shape[0])]
+            run = reader._run_batch
+        else:
+            inputs = [(rrows,)]
+            run = reader.forward
+        measured = "reader"
+    else:  # before relik_jax.reader existed: the DeBERTa backbone only
+        model = models.random_model(cfg_run, dtype)
+        reader = CompiledForward(model, lambda m, ids, mask: m(ids, mask))
+        inputs = [(jax.device_put(b.input_ids, device), jax.device_put(b.attention_mask, device)) for b in batches]
+        run, measured, calibration = reader, "backbone", None
+    first, steady = timed_passes(run, inputs, preset.repeats)
     t = statistics.median(steady)
     shape_run = flops.EncoderShape.of(cfg_run)
     executed = sum(flops.encoder_flops(shape_run, *b.shape) for b in batches)
-    bb_run, _ = reader_flop_fns(w.task, cfg_run, k)
+    bb_run, heads_run = reader_flop_fns(w.task, cfg_run, k)
+    if measured == "reader":  # heads on the padded length, at the gold mention counts (calibrated random heads)
+        executed += sum(heads_run(b.shape[1], rows[i]) for b in batches for i in b.rows)
     bb_full, heads_full = reader_flop_fns(w.task, cfg_full, k)
     all_rows = w.rows(k, k_relations=REBEL_RELATIONS)  # every window we have, for the full-set counts
     all_lengths = [len(r.ids) for r in all_rows]
@@ -191,15 +214,17 @@ def reader_case(w: workloads.Workload, size: str, k: int, dtype: str, preset: Pr
     mem, mem_kind = peak_memory(device)
     paper = PAPER.get((w.name, "reader", size, k))
     return {
-        "workload": w.name, "task": w.task, "part": "reader", "measured": "backbone",
+        "workload": w.name, "task": w.task, "part": "reader", "measured": measured,
         "model": size, "layers_run": cfg_run.num_hidden_layers, "layers_full": cfg_full.num_hidden_layers,
         "k": k, "dtype": dtype, "windows_run": len(rows), "windows_full": w.full_windows,
-        "batches": len(batches), "shapes": sorted({b.shape for b in batches}), "compiles": fwd.num_compiles,
+        "batches": len(batches), "shapes": sorted({b.shape for b in batches}), "compiles": reader.num_compiles,
         "compile_s": max(first - t, 0.0), "time_s": t, "time_all_s": steady,
         "seq_per_s": len(rows) / t, "tokens_per_s": real_tokens / t,
         "padding_efficiency": workloads.padding_efficiency(batches, rows), "padding_efficiency_full": full_eff,
         "flops_executed": executed, "tflops": executed / t / 1e12, "peak_fraction": executed / t / p,
-        "est_full_s": t * full_bb / sample_bb, "flops_full": full_bb + full_heads, "flops_full_heads": full_heads,
+        "est_full_s": t * (full_bb + (full_heads if measured == "reader" else 0))
+        / (sample_bb + (full_set_flops(rows, 1.0, heads_run) if measured == "reader" else 0)),
+        "flops_full": full_bb + full_heads, "flops_full_heads": full_heads, "calibration": calibration,
         "floor_s": (full_bb + full_heads) / p, "floor_4090_s": (full_bb + full_heads) / getattr(models.RTX4090, dtype),
         "paper_s": paper[0] if paper else None, "paper_ref": paper[1] if paper else None,
         "peak_memory_bytes": mem, "peak_memory_kind": mem_kind,
@@ -320,14 +345,21 @@ def label(r: dict) -> str:
     return f"{r['model']}{depth}"
 
 
+def ref_time(r: dict) -> float | None:
+    """The reference's time for what the row measured: its full reader for reader rows, else its backbone."""
+    ref = r.get("reference")
+    if not ref:
+        return None
+    return ref.get("reader_time_s") if r["measured"] == "reader" else ref["time_s"]
+
+
 def markdown_table(results: list[dict]) -> str:
     head = ["workload", "part", "model", "K", "dtype", "windows run/full", "compile s", "time s (run)", "seq/s",
             "pad eff run/full", "TFLOP/s", "% peak", "full set s (ours)", "floor s (here)", "paper 4090 s",
             "floor 4090 s", "ref s (run)", "ours/ref"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
-        ref = r.get("reference")
-        measured = r["part"] if r["part"] == "retriever" else f"reader ({r['measured']})"
+        measured = r["part"] if r["part"] == "retriever" or r["measured"] == "reader" else f"reader ({r['measured']})"
         cells = [
             r["workload"].upper() if r["workload"] != "rebel" else "REBEL", measured, label(r), str(r["k"]),
             r["dtype"], f"{r['windows_run']}/{r['windows_full']:,}", f"{r['compile_s']:.1f}", f"{r['time_s']:.3g}",
@@ -336,8 +368,7 @@ def markdown_table(results: list[dict]) -> str:
             f"{100 * r['peak_fraction']:.0f}%",
             fmt_s(r["est_full_s"], est=r["windows_run"] < r["windows_full"] or r["layers_run"] != r["layers_full"]),
             fmt_s(r["floor_s"]), fmt_s(r["paper_s"]) + (f" ({r['paper_ref']})" if r["paper_s"] else ""),
-            fmt_s(r["floor_4090_s"]), fmt_s(ref["time_s"]) if ref else "—",
-            f"{r['time_s'] / ref['time_s']:.2f}" if ref else "—",
+            fmt_s(r["floor_4090_s"]), fmt_s(ref_time(r)), f"{r['time_s'] / ref_time(r):.2f}" if ref_time(r) else "—",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -422,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
         n = min(n, len(w.windows))
         samples[name] = np.sort(np.random.default_rng(0).choice(len(w.windows), n, replace=False))
 
-    results, cache = [], {}
+    results, cache = [], {"tokenizer": tok}
     for name, encs in preset.retrievers.items():
         if name not in wls:
             continue
@@ -431,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
             r = retriever_case(wls[name], encs, dtype, preset, samples[name], device, peak, cache)
             r["main"] = True
             results.append(r)
-    cache.clear()
+    cache = {"tokenizer": tok}
     for i, (name, size, k) in enumerate(preset.readers + preset.sweep):
         if name not in wls:
             continue
@@ -472,14 +503,14 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(markdown_table(results))
     print()
-    print(notes(preset, preset_name, wls, peak))
+    print(notes(preset, preset_name, wls, peak, any(r.get("measured") == "reader" for r in results)))
     if ref_note:
         print(ref_note)
     log(f"wrote {args.out / tag}.json and .png in {env['wall_s']:.0f} s")
     return 0
 
 
-def notes(preset: Preset, name: str, wls: dict, peak: models.Peak) -> str:
+def notes(preset: Preset, name: str, wls: dict, peak: models.Peak, reader: bool) -> str:
     lines = [
         f"- time s (run): median of {preset.repeats} passes over the windows run, device time "
         "(`block_until_ready`), inputs already on the device; compile s = first pass minus a steady pass.",
@@ -487,8 +518,13 @@ def notes(preset: Preset, name: str, wls: dict, peak: models.Peak) -> str:
         f"set (token budget {preset.token_budget}, batch <= {preset.max_batch}, lengths rounded up to "
         f"{preset.multiple})" + ("; the run itself is one padded batch per row of the table (one compile)."
                                   if preset.single_batch else "."),
-        "- reader (backbone): DeBERTa-v3 backbone forward only, random weights; the heads are counted in the FLOPs "
-        "and floors but not timed yet. Retriever: query encoding (mean pool) + exact top-100 inner-product search.",
+        ("- reader: `relik_jax.reader_api.Reader` staged forward (DeBERTa-v3 backbone + span/triplet heads, with its "
+         "two host syncs for the start/mention buckets and the copy of the outputs to the host), random weights "
+         "whose start/end biases are shifted to predict about the gold number of mentions."
+         if reader else
+         "- reader (backbone): DeBERTa-v3 backbone forward only, random weights; the heads are counted in the FLOPs "
+         "and floors but not timed (relik_jax.reader not in this checkout).")
+        + " Retriever: query encoding (mean pool) + exact top-100 inner-product search.",
         "- full set s (ours): run time scaled by FLOPs to the full test set and the full-depth model (est.); "
         f"floors: full-set FLOPs (heads included) / peak ({peak.source}; RTX 4090: 165 TFLOP/s bf16, 82.6 fp32).",
         f"- retriever search: random index of {preset.index_size:,} rows, scaled linearly to the paper's "

@@ -442,3 +442,24 @@ def _fit() -> None:
 
 if __name__ == "__main__":
     _fit()
+
+
+def reader_rows(rows: list[Row], task: str) -> list:
+    """`relik_jax.reader_inputs` rows (what `Reader.forward` takes) for our rows: same ids and masks."""
+    from relik_jax.reader_inputs import SpanRow, TextTokens, TripletRow
+
+    out = []
+    for i, r in enumerate(rows):
+        b = make_batch(rows, [i], task)
+        text = TextTokens(r.ids[1:r.text_len - 1].tolist(), [], [], {}, {})
+        pm = b.prediction_mask[0] > 0
+        if task == "el":
+            out.append(SpanRow(r.window, 0, b.input_ids[0], b.token_type_ids[0], pm, b.special_symbols_mask[0],
+                               [f"c{j}" for j in range(r.symbols)], text))
+        else:
+            n_rel = int(b.special_symbols_mask[0].sum())
+            ents = [f"e{j}" for j in range(r.entity_symbols)] if task == "cie" else None
+            out.append(TripletRow(r.window, b.input_ids[0], b.token_type_ids[0], pm, b.special_symbols_mask[0],
+                                  b.special_symbols_mask_entities[0], ents, [f"r{j}" for j in range(n_rel)], text,
+                                  len(r.ids) - 2))
+    return out
