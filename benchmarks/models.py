@@ -104,25 +104,28 @@ def random_reader(size: str, task: str, layers: int | None = None, dtype: str = 
     return rcfg, model
 
 
-def calibrate_reader(model, task: str, batch, start_rate: float) -> dict[str, float]:
-    """Shift the random start (and, for RE/cIE, binary end) classifier biases so that the reader predicts about
-    `start_rate` mention starts per text token and about one end per start, as trained readers do. Random heads
-    would otherwise mark about half of all tokens as starts, making the heads far costlier than on real models.
-    `batch` is a `workloads.Batch`; the shift is computed on it and written into the model in place."""
-    ids, att = jnp.asarray(batch.input_ids), jnp.asarray(batch.attention_mask)
-    tt, pm = jnp.asarray(batch.token_type_ids), jnp.asarray(batch.prediction_mask > 0)
-    out = model.encode(ids, att, tt, pm)
-    logits = np.asarray(out["start_logits"], np.float64)
-    text = ~np.asarray(pm) & (np.asarray(att) > 0)
+def calibrate_reader(reader, task: str, batch, start_rate: float) -> dict[str, float]:
+    """Shift the random start (and, for RE/cIE, binary end) classifier biases of `reader.model` so that it predicts
+    about `start_rate` mention starts per text token and about one end per start, as trained readers do. Random
+    heads would otherwise mark about half of all tokens as starts, making the heads far costlier than on real
+    models. `reader` is a `relik_jax.reader_api.Reader`; its compiled stages compute the shifts on `batch` (a
+    `workloads.Batch`, so the programs are reused by the timed passes) and then receive the new weights."""
+    model, bk = reader.model, reader.buckets
+    ids, att, tt = batch.input_ids, batch.attention_mask, batch.token_type_ids
+    pm = batch.prediction_mask > 0
+    text = ~pm & (att > 0)
+    logits = np.asarray(reader._encode(ids, att, tt, pm)["start_logits"], np.float64)
     shift = float(np.quantile((logits[..., 1] - logits[..., 0])[text], 1.0 - start_rate))
     bias = model.ned_start_classifier[4].bias
     bias.value = bias.value.at[1].add(-shift)
     info = {"start_shift": shift}
+    for stage in (reader._encode, reader._ends, reader._heads):
+        stage.update(model)
     if task != "el":
-        out = model.encode(ids, att, tt, pm)
-        n_starts = max(int(np.max(np.asarray(out["num_starts"]))), 1)
-        text_len = int(text.sum(1).max()) + 2
-        ends = model.ends(out["features"], out["start_pred"], pm, n_starts, text_len, True)
+        out = reader._encode(ids, att, tt, pm)
+        text_len = bk.text_len(int(text.sum(1).max()) + 1, ids.shape[1])
+        n_starts = min(bk.count(int(np.max(np.asarray(out["num_starts"])))), text_len)
+        ends = reader._ends(out["features"], out["start_pred"], pm, n_starts, text_len, True)
         el = np.asarray(ends["end_logits"], np.float64)
         valid = (el[..., 1] > -1e20) & np.asarray(ends["start_valid"])[..., None]
         if valid.any():
@@ -131,6 +134,8 @@ def calibrate_reader(model, task: str, batch, start_rate: float) -> dict[str, fl
             b = model.ned_end_classifier.dense_1.bias
             b.value = b.value.at[1].add(-shift_end)
             info["end_shift"] = shift_end
+            for stage in (reader._encode, reader._ends, reader._heads):
+                stage.update(model)
     return info
 
 

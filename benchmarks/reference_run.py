@@ -86,11 +86,13 @@ def compare(results: list[dict], wls: dict, samples: dict, preset, device: jax.D
         start_rate = sum(x.mentions for x in rows) / max(sum(x.text_len - 2 for x in rows), 1)
         reader = None
         if r["measured"] == "reader":  # the same weights (and calibration) as the timed row
-            rcfg, model = models.random_reader(r["model"], w.task, preset.layers, "fp32")
-            models.calibrate_reader(model, w.task, ours[0], start_rate)
+            from relik_jax.buckets import Buckets
             from relik_jax.reader_api import Reader
 
-            reader = Reader(rcfg, model, workloads.load_tokenizer(), use_nme=w.task != "re")
+            rcfg, model = models.random_reader(r["model"], w.task, preset.layers, "fp32")
+            reader = Reader(rcfg, model, workloads.load_tokenizer(), use_nme=w.task != "re",
+                            buckets=Buckets(token_budget=preset.token_budget, max_rows=preset.max_batch))
+            models.calibrate_reader(reader, w.task, ours[0], start_rate)
             backbone = model.transformer_model
         else:
             model = backbone = models.random_model(cfg, "fp32")

@@ -89,7 +89,7 @@ class Preset:
 
 PRESETS = {
     # Sized for two shared CPU cores: few windows, 2-layer models, coarse length buckets (compiles dominate).
-    "cpu": Preset(windows={"aida": 4, "nyt": 16, "rebel": 8},
+    "cpu": Preset(windows={"aida": 4, "nyt": 8, "rebel": 4},
                   readers=[("aida", "base", 100), ("nyt", "small", 24), ("rebel", "small", 25)],
                   sweep=[("aida", "base", 20), ("nyt", "small", 4)],
                   retrievers={"aida": ["e5-base"], "nyt": ["e5-small"], "rebel": ["e5-base", "e5-small"]},
@@ -176,9 +176,9 @@ def reader_case(w: workloads.Workload, size: str, k: int, dtype: str, preset: Pr
         from relik_jax.reader_api import Reader
 
         rcfg, model = models.random_reader(size, w.task, preset.layers, dtype)
-        calibration = models.calibrate_reader(model, w.task, batches[0], start_rate(rows))
         buckets = Buckets(token_budget=preset.token_budget, max_rows=preset.max_batch)
         reader = Reader(rcfg, model, cache["tokenizer"], buckets=buckets, use_nme=w.task != "re")
+        calibration = models.calibrate_reader(reader, w.task, batches[0], start_rate(rows))
         rrows = workloads.reader_rows(rows, w.task)
         if preset.single_batch:
             b0 = batches[0]
