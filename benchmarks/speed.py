@@ -25,6 +25,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import resource
 import statistics
 import subprocess
@@ -237,11 +238,12 @@ def retriever_case(w: workloads.Workload, encoders: list[str], dtype: str, prese
     queries = [workloads.Row(np.asarray(w.windows[int(i)].query_ids, np.int32), 0, 0, 0, int(i)) for i in sample]
     all_q = np.array([len(x.query_ids) for x in w.windows])
     scale = w.full_windows / len(w.windows)
-    # Queries are short (~45 tokens): finer length buckets, and the reference's query batch size cap of 32.
-    q_preset = dataclasses.replace(preset, max_batch=min(preset.max_batch, 32), multiple=16)
+    # Queries are short (~45 tokens): finer length buckets.
+    q_preset = dataclasses.replace(preset, multiple=16)
     batches = run_batches(queries, "el", q_preset)
     q_lengths = [int(n) for n in all_q]
-    full_eff = workloads.plan_efficiency(q_lengths, workloads.bucket_plan(q_lengths, preset.token_budget, 32, 16))
+    full_eff = workloads.plan_efficiency(q_lengths, workloads.bucket_plan(q_lengths, preset.token_budget,
+                                                                          preset.max_batch, 16))
     inputs = [(jax.device_put(b.input_ids, device), jax.device_put(b.attention_mask, device)) for b in batches]
     total_t, total_first, est, executed, full_flops, compiles = 0.0, 0.0, 0.0, 0, 0.0, 0
     steady_sum = np.zeros(preset.repeats)
@@ -355,15 +357,16 @@ def ref_time(r: dict) -> float | None:
 
 def markdown_table(results: list[dict]) -> str:
     head = ["workload", "part", "model", "K", "dtype", "windows run/full", "compile s", "time s (run)", "seq/s",
-            "pad eff run/full", "TFLOP/s", "% peak", "full set s (ours)", "floor s (here)", "paper 4090 s",
-            "floor 4090 s", "ref s (run)", "ours/ref"]
+            "tok/s", "peak mem GiB", "pad eff run/full", "TFLOP/s", "% peak", "full set s (ours)", "floor s (here)",
+            "paper 4090 s", "floor 4090 s", "ref s (run)", "ours/ref"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
         measured = r["part"] if r["part"] == "retriever" or r["measured"] == "reader" else f"reader ({r['measured']})"
         cells = [
             r["workload"].upper() if r["workload"] != "rebel" else "REBEL", measured, label(r), str(r["k"]),
             r["dtype"], f"{r['windows_run']}/{r['windows_full']:,}", f"{r['compile_s']:.1f}", f"{r['time_s']:.3g}",
-            f"{r['seq_per_s']:.3g}", f"{r['padding_efficiency']:.2f}/{r['padding_efficiency_full']:.2f}",
+            f"{r['seq_per_s']:.3g}", f"{r['tokens_per_s']:,.0f}", f"{r['peak_memory_bytes'] / 2**30:.1f}",
+            f"{r['padding_efficiency']:.2f}/{r['padding_efficiency_full']:.2f}",
             f"{r['tflops']:.3g}",
             f"{100 * r['peak_fraction']:.0f}%",
             fmt_s(r["est_full_s"], est=r["windows_run"] < r["windows_full"] or r["layers_run"] != r["layers_full"]),
@@ -416,7 +419,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int)
     ap.add_argument("--no-sweep", action="store_true", help="skip the Table 8 K sweep")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    ap.add_argument("--table", type=Path, help="only print the tables of a results JSON written earlier")
     args = ap.parse_args(argv)
+    if args.table:
+        saved = json.loads(args.table.read_text())
+        print(markdown_table(saved["results"]))
+        if saved.get("reference_note"):
+            print(saved["reference_note"])
+        return 0
 
     t_start = time.perf_counter()
     device = jax.devices()[0]
@@ -490,7 +500,8 @@ def main(argv: list[str] | None = None) -> int:
            "paper": {"|".join(map(str, k)): v for k, v in PAPER.items()}, "results": results,
            "reference_note": ref_note}
     args.out.mkdir(parents=True, exist_ok=True)
-    tag = f"{device.platform}-{preset_name}" + ("-reference" if args.reference else "")
+    slug = re.sub(r"[^a-z0-9]+", "-", device.device_kind.lower()).strip("-") or device.platform
+    tag = f"{slug}-{preset_name}" + ("-reference" if args.reference else "")
     (args.out / f"{tag}.json").write_text(json.dumps(out, indent=1, default=str))
     try:
         plot(results, args.out / f"{tag}.png", f"ReLiK-JAX speed, {device.device_kind}, preset {preset_name}")
@@ -530,6 +541,8 @@ def notes(preset: Preset, name: str, wls: dict, peak: models.Peak, reader: bool)
         f"- retriever search: random index of {preset.index_size:,} rows, scaled linearly to the paper's "
         f"{PAPER_KB:,}-entity KB.",
         "- paper: ReLiK (ACL 2024) Table 6/8, RTX 4090, PyTorch, whole pipeline step (incl. pre/post-processing).",
+        "- peak mem: device `peak_bytes_in_use` where the runtime reports it, else the process's peak RSS so far "
+        "(monotone over the run).",
     ]
     if preset.layers:
         lines.append(f"- depth cut: models run with {preset.layers} layers (e.g. `base 2/12L`), full depth "
