@@ -173,11 +173,16 @@ def reader_case(w: workloads.Workload, size: str, k: int, dtype: str, preset: Pr
     rows = w.rows(k, indices=sample, k_relations=REBEL_RELATIONS)
     batches = run_batches(rows, w.task, preset)
     if models.reader_available():  # the real reader: backbone + heads, its staged jitted forward
-        from relik_jax.buckets import Buckets
+        from relik_jax.buckets import Buckets, plan_batches
         from relik_jax.reader_api import Reader
 
         rcfg, model = models.random_reader(size, w.task, preset.layers, dtype)
-        buckets = Buckets(token_budget=preset.token_budget, max_rows=preset.max_batch)
+        # Length buckets every `multiple` tokens (the Reader's default is coarser: 64, 128, 256, 512, ...).
+        buckets = Buckets(seq_lens=tuple(range(preset.multiple, 1024 + 1, preset.multiple)),
+                          token_budget=preset.token_budget, max_rows=preset.max_batch)
+        if not preset.single_batch:  # account for the batches the Reader itself will run
+            batches = [workloads.make_batch(rows, list(p.indices), w.task, batch=p.rows, length=p.seq_len)
+                       for p in plan_batches([len(r.ids) for r in rows], buckets)]
         reader = Reader(rcfg, model, cache["tokenizer"], buckets=buckets, use_nme=w.task != "re")
         calibration = models.calibrate_reader(reader, w.task, batches[0], start_rate(rows))
         # A fresh Reader (new jitted stages) so that the first timed pass pays every compile, as a user would.
@@ -206,8 +211,11 @@ def reader_case(w: workloads.Workload, size: str, k: int, dtype: str, preset: Pr
     bb_full, heads_full = reader_flop_fns(w.task, cfg_full, k)
     all_rows = w.rows(k, k_relations=REBEL_RELATIONS)  # every window we have, for the full-set counts
     all_lengths = [len(r.ids) for r in all_rows]
-    full_eff = workloads.plan_efficiency(all_lengths, workloads.bucket_plan(
-        all_lengths, preset.token_budget, preset.max_batch, preset.multiple))
+    if measured == "reader":
+        full_plan = [(list(p.indices), p.rows, p.seq_len) for p in plan_batches(all_lengths, buckets)]
+    else:
+        full_plan = workloads.bucket_plan(all_lengths, preset.token_budget, preset.max_batch, preset.multiple)
+    full_eff = workloads.plan_efficiency(all_lengths, full_plan)
     scale = w.full_windows / len(all_rows)
     sample_bb = full_set_flops(rows, 1.0, bb_run)
     full_bb = full_set_flops(all_rows, scale, bb_full)
