@@ -88,7 +88,9 @@ class Buckets:
                 ms = self.reachable(self.counts, lt * lt)
                 cs = self.reachable(self.counts, length)
                 c += n_b * len(ss) * len(ms) * (len(cs) ** 2 if triplet else len(cs))
-        return {"encode": a, "ends": b, "heads": c, "total": a + b + c}
+        # EL with softmax ends runs ends + linking as one program: at most `ends` x symbol buckets of them
+        fused = b * len(self.reachable(self.counts, max_len))
+        return {"encode": a, "ends": b, "heads": c, "ends+heads": fused, "total": a + b + c + fused}
 
 
 @dataclasses.dataclass

@@ -71,10 +71,48 @@ def load_reference_reader(folder: str | Path, *, dtype: str = "fp32", backbone: 
     bb = backbone_config(cfg.transformer_model, folder, backbone)
     bb["vocab_size"] = int(sd[key].shape[0])
     bcfg = DebertaV2Config.from_dict(bb)
-    model = build_reader(cfg, bcfg, rngs=nnx.Rngs(seed), dtype=dtype)
+    model = _abstract(cfg, bcfg, dtype)
     hf_io.load_state_dict(model, sd, where=str(folder))
     tok_cfg = _tokenizer_config(folder)
     return cfg, model, load_tokenizer(folder), tok_cfg
+
+
+def _abstract(cfg: ReaderConfig, backbone: DebertaV2Config, dtype: str) -> SpanReader | TripletReader:
+    """The model with shape-only parameters (no random init to compile and run); every one is then loaded."""
+    import jax
+    import jax.numpy as jnp
+
+    model = nnx.eval_shape(lambda: build_reader(cfg, backbone, rngs=nnx.Rngs(0), dtype=dtype))
+    # Dropout RNG streams must be concrete (they are used when training); parameters are loaded by the caller.
+    state = nnx.state(model, nnx.Not(nnx.Param))
+    for i, (_, var) in enumerate(state.flat_state()):
+        shape = var.get_value()
+        if isinstance(var, nnx.RngKey):
+            var.set_value(jax.random.fold_in(jax.random.key(0), i))
+        else:
+            var.set_value(jnp.zeros(shape.shape, shape.dtype))
+    nnx.update(model, state)
+    return model
+
+
+def random_reader(cfg: ReaderConfig, backbone: DebertaV2Config, *, seed: int = 0, dtype: str = "fp32",
+                  std: float = 0.02) -> SpanReader | TripletReader:
+    """A randomly initialised reader built without compiling an init program per parameter shape (fast on CPU):
+    kernels / embeddings ~ N(0, std), biases 0, LayerNorm scales 1 (as HF's init)."""
+    model = _abstract(cfg, backbone, dtype)
+    rng = np.random.default_rng(seed)
+    state = nnx.state(model, nnx.Param)
+    for path, var in state.flat_state():
+        spec = var.get_value()
+        if path[-1] in ("kernel", "embedding"):
+            value = rng.normal(0.0, std, spec.shape)
+        elif path[-1] == "scale":
+            value = np.ones(spec.shape)
+        else:
+            value = np.zeros(spec.shape)
+        var.set_value(np.asarray(value, dtype=spec.dtype))
+    nnx.update(model, state)
+    return model
 
 
 def _tokenizer_config(folder: Path) -> dict[str, Any]:
@@ -111,7 +149,7 @@ def load_reader(folder: str | Path, *, dtype: str = "fp32") -> tuple[ReaderConfi
     meta = json.loads((folder / "reader_config.json").read_text())
     rd = dict(meta["reader"])
     cfg = ReaderConfig.from_dict(rd)
-    model = build_reader(cfg, DebertaV2Config.from_dict(meta["backbone"]), rngs=nnx.Rngs(0), dtype=dtype)
+    model = _abstract(cfg, DebertaV2Config.from_dict(meta["backbone"]), dtype)
     state = nnx.state(model, nnx.Param)
     flat = {"/".join(map(str, p)): v for p, v in state.flat_state()}
     with ocp.StandardCheckpointer() as ckpt:

@@ -55,6 +55,17 @@ class TripletWindowPrediction:
 
 
 class Reader:
+    """Windows -> predictions with a converted reader.
+
+    `tokenizer_config` carries the tokenizer's `model_max_length` (the reference uses min(1000, it));
+    `model_max_length` is `read(max_length=1000)` of the reference; `use_nme` defaults to the config's value, else
+    True for the span reader and False for the triplet reader (hub cIE configs set True);
+    `relation_threshold` defaults to `config.threshold` (strict `>`); `top_k` is the length of the EL per-span
+    probability lists; `max_triplets` / `max_spans` cap the RE / cIE candidates (reference 50 / 100);
+    `relation_chunk` is the number of subjects whose pairwise relation activations are live at once;
+    `return_logits` adds the full relation logits to `forward` outputs (parity tests; costs B·M²·R·2 floats).
+    """
+
     def __init__(self, cfg: ReaderConfig, model: SpanReader | TripletReader, tokenizer: Tokenizer,
                  tokenizer_config: dict[str, Any] | None = None, *, buckets: Buckets | None = None,
                  model_max_length: int = 1000, use_nme: bool | None = None, relation_threshold: float | None = None,
@@ -91,6 +102,11 @@ class Reader:
         if cfg.is_span:
             self._heads = CompiledForward(model, lambda m, f, st, ep, sp, sv, n: m.link(f, st, ep, sp, sv, n),
                                           static_argnums=(5,))
+            # softmax ends: exactly one end per start, so M = S and ends + linking run as one program
+            self._ends_link = CompiledForward(
+                model, lambda m, f, sp, pm, syp, syv, s, lt: {**(b := m.ends(f, sp, pm, s, lt, False)),
+                                                              **m.link(f, b["starts"], b["end_pred"], syp, syv, s)},
+                static_argnums=(5, 6))
         else:
             self._heads = CompiledForward(
                 model, lambda m, f, st, ep, tp, tv, rp, rv, n, c: strip(m.relate(f, st, ep, tp, tv, rp, rv, n, c)),
@@ -107,12 +123,15 @@ class Reader:
 
     @property
     def num_compiles(self) -> int:
-        return self._encode.num_compiles + self._ends.num_compiles + self._heads.num_compiles
+        fused = self._ends_link.num_compiles if self.cfg.is_span else 0
+        return self._encode.num_compiles + self._ends.num_compiles + self._heads.num_compiles + fused
 
     # ------------------------------------------------------------------------------------------------------
-    def rows(self, windows: Sequence[ReaderWindow]) -> list[SpanRow] | list[TripletRow]:
+    def rows(self, windows: Sequence[Any]) -> list[SpanRow] | list[TripletRow]:
+        """Input rows of `windows` (ReaderWindow, reference window dicts, or `relik_jax.windows.Window`)."""
         out: list[Any] = []
         for i, w in enumerate(windows):
+            w = ReaderWindow.coerce(w)
             if self.cfg.is_span:
                 out.extend(span_rows(w, i, self.tokenizer, self.info, self.inputs))
             else:
@@ -163,6 +182,13 @@ class Reader:
         text_len = bk.text_len(max(len(r.text) for r in rows) + 1, length)
         n_starts = min(bk.count(int(np.max(jax.device_get(a["num_starts"])))), text_len)
         triplet = not self.cfg.is_span
+        if self.cfg.is_span and not self.cfg.binary_end_logits:
+            c_sym = bk.count(max(int(r.special_symbols_mask.sum()) for r in rows))
+            sym_pos, sym_valid = self._positions([r.special_symbols_mask for r in rows], n_rows, c_sym)
+            self.shapes.add("ends+heads", (n_rows, length, n_starts, text_len, c_sym))
+            out = self._ends_link(a["features"], a["start_pred"], pm, sym_pos, sym_valid, n_starts, text_len)
+            host = jax.device_get({**{k: v for k, v in a.items() if k != "features"}, **out})
+            return [self._row_output(host, b, r) for b, r in enumerate(rows)]
         self.shapes.add("ends", (n_rows, length, n_starts, text_len))
         b_out = self._ends(a["features"], a["start_pred"], pm, n_starts, text_len, triplet)
         n_ment = min(bk.count(int(np.max(jax.device_get(b_out["num_mentions"])))), n_starts * text_len)
@@ -205,9 +231,14 @@ class Reader:
         return out
 
     # ------------------------------------------------------------------------------------------------------
-    def read(self, windows: Sequence[ReaderWindow]) -> list[SpanWindowPrediction] | list[TripletWindowPrediction]:
+    def read(self, windows: Sequence[Any]) -> list[SpanWindowPrediction] | list[TripletWindowPrediction]:
+        """Per-window predictions, in input order (windows: see `rows`)."""
         rows = self.rows(windows)
-        outs = self.forward(rows)
+        return self.decode(len(windows), rows, self.forward(rows))
+
+    def decode(self, n_windows: int, rows: Sequence[SpanRow | TripletRow], outs: Sequence[dict[str, np.ndarray]]
+               ) -> list[SpanWindowPrediction] | list[TripletWindowPrediction]:
+        """Per-row model outputs (from `forward`) -> per-window predictions."""
         if self.cfg.is_span:
             patches: dict[int, list[dec.SpanPatch]] = {}
             texts = {}
@@ -216,7 +247,7 @@ class Reader:
                 patches.setdefault(row.window_index, []).append(patch)
                 texts[row.window_index] = row.text
             preds = []
-            for i in range(len(windows)):
+            for i in range(n_windows):
                 ps = patches.get(i, [])
                 labels, probs = dec.merge_patches(ps)
                 spans, char_probs = (dec.span_char_annotations(texts[i], labels, probs) if ps else (set(), {}))
@@ -224,7 +255,7 @@ class Reader:
             return preds
         by_window = {row.window_index: (row, out) for row, out in zip(rows, outs, strict=True)}
         preds_t = []
-        for i in range(len(windows)):
+        for i in range(n_windows):
             if i not in by_window:
                 preds_t.append(TripletWindowPrediction(i, [], [], [], []))
                 continue

@@ -84,6 +84,22 @@ class ReaderWindow:
                    triplet_candidates=_opt_list(d.get("triplet_candidates")), doc_id=d.get("doc_id"),
                    window_id=d.get("window_id"), offset=d.get("offset"))
 
+    @classmethod
+    def coerce(cls, w: Any) -> ReaderWindow:
+        """A ReaderWindow from itself, a reference window dict, or any object with `words`, `word_starts`,
+        `word_ends` and `first_word` (e.g. `relik_jax.windows.Window`); candidates may be strings, dicts or objects
+        with a `text` attribute (retrieved documents)."""
+        if isinstance(w, ReaderWindow):
+            return w
+        if isinstance(w, dict):
+            return cls.from_reference(w)
+        first = getattr(w, "first_word", getattr(w, "first_word_index", 0))
+        return cls(list(w.words), [int(x) for x in w.word_starts], [int(x) for x in w.word_ends], int(first),
+                   span_candidates=_opt_list(getattr(w, "span_candidates", None)),
+                   triplet_candidates=_opt_list(getattr(w, "triplet_candidates", None)),
+                   doc_id=getattr(w, "doc_id", None), window_id=getattr(w, "window_id", None),
+                   offset=getattr(w, "offset", None))
+
     def char2word_start(self) -> dict[int, int]:
         return {s: self.first_word_index + i for i, s in enumerate(self.word_starts)}
 
@@ -94,7 +110,7 @@ class ReaderWindow:
 def _opt_list(x: Any) -> list[str] | None:
     if x is None:
         return None
-    return [c if isinstance(c, str) else c["text"] for c in x]
+    return [c if isinstance(c, str) else c["text"] if isinstance(c, dict) else c.text for c in x]
 
 
 @dataclasses.dataclass

@@ -108,6 +108,12 @@ def loss_fn(model: SpanReader | TripletReader, batch: dict[str, Any]) -> tuple[j
     return el_loss(model, batch) if isinstance(model, SpanReader) else re_loss(model, batch)
 
 
+@nnx.jit
+def loss(model: SpanReader | TripletReader, batch: dict[str, Any]) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Jitted (loss, parts) without gradients (evaluation)."""
+    return loss_fn(model, batch)
+
+
 def value_and_grad(model: SpanReader | TripletReader, batch: dict[str, Any]):
     """Jitted (loss, parts), grads w.r.t. the model's parameters."""
     return _vg(model, batch)

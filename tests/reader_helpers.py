@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from flax import nnx
 from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
+from relik_jax.convert import random_reader
 from relik_jax.deberta import DebertaV2Config
-from relik_jax.reader import ReaderConfig, build_reader
+from relik_jax.reader import ReaderConfig
 from relik_jax.reader_inputs import relation_symbols, span_symbols
 
 CORPUS = [
@@ -41,7 +41,7 @@ def tiny_span_reader(seed: int = 0, binary_end: bool = False, n_symbols: int = 1
     tok = tiny_tokenizer(symbols)
     cfg = ReaderConfig(architecture="RelikReaderSpanModel", additional_special_symbols=n_symbols,
                        linears_hidden_size=16, binary_end_logits=binary_end)
-    model = build_reader(cfg, tiny_backbone(tok.get_vocab_size()), rngs=nnx.Rngs(seed))
+    model = random_reader(cfg, tiny_backbone(tok.get_vocab_size()), seed=seed, std=0.2)
     return cfg, model, tok
 
 
@@ -51,5 +51,5 @@ def tiny_triplet_reader(seed: int = 0, types: int = 0, n_relations: int = 24):
     cfg = ReaderConfig(architecture="RelikReaderREModel", additional_special_symbols=n_relations,
                        additional_special_symbols_types=types, linears_hidden_size=16, entity_type_loss=types > 0,
                        add_entity_embedding=types > 0)
-    model = build_reader(cfg, tiny_backbone(tok.get_vocab_size()), rngs=nnx.Rngs(seed))
+    model = random_reader(cfg, tiny_backbone(tok.get_vocab_size()), seed=seed, std=0.2)
     return cfg, model, tok

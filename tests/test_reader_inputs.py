@@ -1,5 +1,7 @@
 """Reader input rows: layout, masks, symbols, trimming, patches and the long-window error (hand-checked)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from reader_helpers import tiny_tokenizer
@@ -132,3 +134,33 @@ def test_cie_trimming_follows_fixed_reference():
     assert int(row.relation_symbols_mask.sum()) == i - 1
     assert row.input_ids[row.relation_symbols_mask].tolist() == [tok.token_to_id(f"[R-{k}]") for k in range(i - 1)]
     assert row.triplet_candidates == rels[:i]
+
+
+def test_triplet_long_window_is_a_clear_error():
+    tok = tiny_tokenizer(relation_symbols(4))
+    info = TokenizerInfo.from_tokenizer(tok)
+    w = window(" ".join(["Honolulu Hawaii"] * 600), triplet_candidates=["founded by"])
+    with pytest.raises(ValueError, match="no room"):
+        triplet_row(w, 0, tok, info, TripletInputConfig(tuple(relation_symbols(4))))
+
+
+def test_windows_are_coerced_from_objects_and_dicts():
+    class Doc:
+        def __init__(self, text):
+            self.text = text
+
+    class Win:  # the attributes of relik_jax.windows.Window the reader uses
+        words = ["Obama", "visited", "Paris"]
+        word_starts = np.array([10, 16, 24])
+        word_ends = np.array([15, 23, 29])
+        first_word = 7
+        span_candidates = [Doc("Barack Obama"), "Paris"]
+        triplet_candidates = None
+
+    w = ReaderWindow.coerce(Win())
+    assert w.span_candidates == ["Barack Obama", "Paris"] and w.first_word_index == 7
+    assert w.char2word_start() == {10: 7, 16: 8, 24: 9} and w.char2word_end()[29] == 9
+    ref = {"words": Win.words, "token2char_start": {"0": 10, "1": 16, "2": 24},
+           "token2char_end": {"0": 15, "1": 23, "2": 29}, "char2token_start": {"10": 7, "16": 8, "24": 9},
+           "span_candidates": [{"text": "Barack Obama"}, "Paris"]}
+    assert ReaderWindow.coerce(ref) == dataclasses.replace(w, doc_id=None, window_id=None, offset=None)

@@ -178,3 +178,39 @@ def test_pipeline_fixtures(reference_dir: Path, manifest: dict) -> None:
                 assert o["text"][start:end] == text
         if name == "cie":
             assert sum(len(o["triplets"]) for o in outputs) > 0
+
+
+@pytest.mark.parametrize("reader", ["el-h64-d32", "el-h128-d48", "re-h64-d32", "cie-h128-d40"])
+def test_saved_reader_files_reproduce_reference_inputs(reference_dir: Path, reader: str) -> None:
+    """The files a port loads (tokenizer.json via `tokenizers`, model.safetensors via safetensors.numpy) give
+    the reference's token ids and the resized embedding; word-by-word tokenization as in the reference."""
+    import safetensors.numpy
+    import tokenizers
+
+    kind = "el" if reader.startswith("el") else ("cie" if reader.startswith("cie") else "re")
+    tok = tokenizers.Tokenizer.from_file(str(reference_dir / "readers" / reader / "tokenizer.json"))
+    config = _json(reference_dir / "readers" / reader / "config.json")
+    weights = safetensors.numpy.load_file(str(reference_dir / "readers" / reader / "model.safetensors"))
+    backbone = _json(reference_dir / config["transformer_model"] / "config.json")
+    rows = (
+        backbone["vocab_size"]
+        + config["additional_special_symbols"]
+        + config["additional_special_symbols_types"]
+    )
+    assert weights["transformer_model.embeddings.word_embeddings.weight"].shape == (
+        rows,
+        backbone["hidden_size"],
+    )
+    windows = _json(reference_dir / kind / reader / "windows_output.json")
+    for arrays, meta in _batches(reference_dir / kind / reader / "batches"):
+        for row, w in enumerate(meta["window_index"]):
+            words = windows[w]["words"]
+            text_ids = [i for word in words for i in tok.encode(word, add_special_tokens=False).ids]
+            ref = windows[w]["tokens"]
+            ids = arrays["input_ids"][row]
+            if kind == "el":  # tokens = [CLS] text [SEP]; the row continues with the candidates
+                assert ref == [1, *text_ids, 2]
+                assert ids[: len(ref)].tolist() == ref
+            else:  # tokens = text [SEP] candidates [SEP]; the row is [CLS] + tokens
+                assert ref[: len(text_ids) + 1] == [*text_ids, 2]
+                assert ids[1 : len(ref) + 1].tolist() == ref and ids[0] == 1

@@ -19,6 +19,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import re
 import sys
 import time
 import warnings
@@ -605,13 +606,15 @@ def cwd(path: Path):
 
 
 def load_aida_titles(data: Path) -> list[str]:
-    """Distinct linked titles of AIDA-YAGO2 (column 4), in first-appearance order, underscores → spaces."""
+    """Distinct linked titles of AIDA-YAGO2 (column 4), in first-appearance order, underscores → spaces and
+    YAGO's `\\uXXXX` escapes (e.g. `Apple_Inc\\u002e`) decoded."""
     seen: dict[str, None] = {}
     with open(data / "aida-conll" / "AIDA-YAGO2-dataset.tsv", encoding="utf-8") as f:
         for line in f:
             cols = line.rstrip("\n").split("\t")
             if len(cols) >= 4 and cols[1] == "B" and cols[3] != NME:
-                seen.setdefault(cols[3].replace("_", " "), None)
+                title = re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), cols[3])
+                seen.setdefault(title.replace("_", " "), None)
     return list(seen)
 
 
