@@ -104,6 +104,15 @@ def random_reader(size: str, task: str, layers: int | None = None, dtype: str = 
     return rcfg, model
 
 
+def _push_weights(reader) -> None:
+    """Give every compiled stage of `reader` (its `CompiledForward` attributes) the model's current weights."""
+    from relik_jax.compiled import CompiledForward
+
+    for stage in vars(reader).values():
+        if isinstance(stage, CompiledForward):
+            stage.update(reader.model)
+
+
 def calibrate_reader(reader, task: str, batch, start_rate: float) -> dict[str, float]:
     """Shift the random start (and, for RE/cIE, binary end) classifier biases of `reader.model` so that it predicts
     about `start_rate` mention starts per text token and about one end per start, as trained readers do. Random
@@ -119,8 +128,7 @@ def calibrate_reader(reader, task: str, batch, start_rate: float) -> dict[str, f
     bias = model.ned_start_classifier[4].bias
     bias.value = bias.value.at[1].add(-shift)
     info = {"start_shift": shift}
-    for stage in (reader._encode, reader._ends, reader._heads):
-        stage.update(model)
+    _push_weights(reader)
     if task != "el":
         out = reader._encode(ids, att, tt, pm)
         text_len = bk.text_len(int(text.sum(1).max()) + 1, ids.shape[1])
@@ -134,8 +142,7 @@ def calibrate_reader(reader, task: str, batch, start_rate: float) -> dict[str, f
             b = model.ned_end_classifier.dense_1.bias
             b.value = b.value.at[1].add(-shift_end)
             info["end_shift"] = shift_end
-            for stage in (reader._encode, reader._ends, reader._heads):
-                stage.update(model)
+            _push_weights(reader)
     return info
 
 
