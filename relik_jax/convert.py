@@ -23,7 +23,7 @@ from flax import nnx
 from tokenizers import Tokenizer
 
 from relik_jax import hf_io
-from relik_jax.deberta import DebertaV2Config
+from relik_jax.backbones import backbone_config_from_dict
 from relik_jax.reader import ReaderConfig, SpanReader, TripletReader, build_reader
 from relik_jax.tokenization import load_tokenizer, save_tokenizer
 
@@ -70,7 +70,7 @@ def load_reference_reader(folder: str | Path, *, dtype: str = "fp32", backbone: 
         raise KeyError(f"{folder}: checkpoint has no {key!r} (is this a ReLiK reader checkpoint?)")
     bb = backbone_config(cfg.transformer_model, folder, backbone)
     bb["vocab_size"] = int(sd[key].shape[0])
-    bcfg = DebertaV2Config.from_dict(bb)
+    bcfg = backbone_config_from_dict(bb)
     model = build_reader(cfg, bcfg, rngs=nnx.Rngs(seed), dtype=dtype)
     hf_io.load_state_dict(model, sd, where=str(folder))
     tok_cfg = _tokenizer_config(folder)
@@ -111,7 +111,7 @@ def load_reader(folder: str | Path, *, dtype: str = "fp32") -> tuple[ReaderConfi
     meta = json.loads((folder / "reader_config.json").read_text())
     rd = dict(meta["reader"])
     cfg = ReaderConfig.from_dict(rd)
-    model = build_reader(cfg, DebertaV2Config.from_dict(meta["backbone"]), rngs=nnx.Rngs(0), dtype=dtype)
+    model = build_reader(cfg, backbone_config_from_dict(meta["backbone"]), rngs=nnx.Rngs(0), dtype=dtype)
     state = nnx.state(model, nnx.Param)
     flat = {"/".join(map(str, p)): v for p, v in state.flat_state()}
     with ocp.StandardCheckpointer() as ckpt:

@@ -139,16 +139,16 @@ class Trainer:
         graphdef = self.graphdef
 
         def train_step(params, opt_state, rest, batch):
-            def compute(p):
-                m = nnx.merge(graphdef, p, rest)
-                m.train()
-                loss, aux = loss_fn(m, batch)
-                return loss, (aux, nnx.state(m, nnx.Not(nnx.Param)))
-
-            (loss, (aux, new_rest)), grads = jax.value_and_grad(compute, has_aux=True)(params)
+            # Merge at the jit level and differentiate with nnx.value_and_grad: dropout's RNG counters are then
+            # updated in the trace that owns them (a plain jax.grad over `rest` would mutate them from inside).
+            m = nnx.merge(graphdef, params, rest)
+            m.train()
+            (loss, aux), grads = nnx.value_and_grad(loss_fn, has_aux=True)(m, batch)
             updates, opt_state = tx.update(grads, opt_state, params)
             params = optax.apply_updates(params, updates)
-            return params, opt_state, new_rest, {"loss": loss, "grad_norm": optax.global_norm(grads), **aux}
+            return params, opt_state, nnx.state(m, nnx.Not(nnx.Param)), {"loss": loss,
+                                                                           "grad_norm": optax.global_norm(grads),
+                                                                           **aux}
 
         self._step = jax.jit(train_step, donate_argnums=(0, 1, 2))
 
