@@ -14,6 +14,7 @@ per dataset split (rich); `<out>/<split>_metrics.json` and `<out>/<split>_predic
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib.util
 import json
 import sys
@@ -144,7 +145,10 @@ def main(argv: list[str] | None = None) -> int:
         key, _, value = kv.partition("=")
         if key not in config:
             p.error(f"--set {kv}: the config has no field {key!r}")
-        config[key] = type(config[key])(value) if not isinstance(config[key], bool) else value.lower() == "true"
+        try:
+            config[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            config[key] = value
     out = Path(args.out)
     if args.retriever:
         evaluate_retriever(args.retriever, args.index, config, out)

@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # `configs` and `relik_jax` from this checkout
@@ -32,6 +32,7 @@ FLAGS = flags.FLAGS
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint operation at INFO
     config = FLAGS.config
     task = config.task
     if task in ("el", "re", "cie"):
