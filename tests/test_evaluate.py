@@ -15,7 +15,7 @@ def test_evaluate_reader_writes_predictions(tmp_path, capsys):
     save_reader(tmp_path / "reader", cfg, model, tok, tok_cfg)
     out = tmp_path / "eval"
     rc = evaluate.main(["--reader", str(tmp_path / "reader"), "--split", "dev,test", "--out", str(out),
-                        "--set", "max_dev_windows=3", "--set", "max_test_windows=5", "--set", "seq_lens=(64,)"])
+                        "--set", "max_dev_windows=3", "--set", "max_test_windows=5", "--set", "seq_lens=(128,)"])
     assert rc == 0
     for split, n in (("dev", 3), ("test", 5)):
         rows = [json.loads(line) for line in (out / f"{split}_predictions.jsonl").read_text().splitlines()]

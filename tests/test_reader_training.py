@@ -151,7 +151,7 @@ def test_augmentation_seeded_and_gold_forced():
 def tiny_config(**overrides):
     c = get_config()
     c.update(dict(toy_train=24, toy_eval=6, num_steps=4, eval_every=0, checkpoint_every=2, log_every=1,
-                  token_batch_size=512, seq_lens=[64], verbose=False))
+                  token_batch_size=512, seq_lens=[128], verbose=False, final_test=False))
     c.update(overrides)
     return c
 
@@ -171,7 +171,7 @@ def test_few_steps_reduce_the_loss():
     info = TokenizerInfo.from_tokenizer(tok)
     windows = load_splits(c)["train"][:8]
     exs = epoch_examples(windows, cfg, c, tok, info, None)
-    batch = collate(exs, 64, 8, Buckets(seq_lens=(64,)), info.pad_id, span=True)
+    batch = collate(exs, 128, 8, Buckets(seq_lens=(128,)), info.pad_id, span=True)
     tx = make_optimizer(nnx.state(model, nnx.Param), learning_rate=3e-3, total_steps=100, warmup_steps=0)
     trainer = Trainer(model, tx, loss_fn)
     losses = [float(trainer.train_step(batch)["loss"]) for _ in range(12)]
@@ -186,5 +186,6 @@ def test_resume_continues_at_the_right_step(tmp_path):
     assert r2["resumed"] and r2["steps"] == 6 and r2["steps_this_run"] == 2
     steps = [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4, 5, 6]
-    assert (tmp_path / "best" / "reader_config.json").is_file() and (tmp_path / "results.json").is_file()
+    assert (tmp_path / "best" / "reader_config.json").is_file()
+    assert json.loads((tmp_path / "results.json").read_text())["steps"] == 6
     assert r2["train_step_compiles"] == 1  # one L bucket, floored S/M/C: one train-step shape

@@ -13,7 +13,7 @@ def test_train_cli_tiny_runs_and_writes_metrics_and_checkpoint(tmp_path):
     workdir = tmp_path / "run"
     cmd = [sys.executable, str(ROOT / "train.py"), f"--workdir={workdir}", "--config.num_steps=3",
            "--config.eval_every=3", "--config.checkpoint_every=3", "--config.log_every=1", "--config.toy_train=16",
-           "--config.toy_eval=4", "--config.token_batch_size=512", "--config.seq_lens=(64,)"]
+           "--config.toy_eval=4", "--config.token_batch_size=512", "--config.seq_lens=(128,)"]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     wall = time.perf_counter() - t0
