@@ -44,5 +44,5 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     if "minilm" in arg.split(","):  # BERT backbone: 512 positions at most
         c.backbone = "all-MiniLM-L6-v2"
         c.max_length = 512
-        c.seq_lens = [128, 256, 512]
+        c.seq_lens = (128, 256, 512)
     return c

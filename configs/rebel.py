@@ -42,7 +42,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     if "cpu" in arg.split(","):
         c.backbone = "all-MiniLM-L6-v2"
         c.max_length = 512
-        c.seq_lens = [128, 256, 512]
+        c.seq_lens = (128, 256, 512)
         c.linears_hidden_size = 256
         c.learning_rate = 1e-4
         c.warmup_steps = 50

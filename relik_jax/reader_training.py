@@ -858,7 +858,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.eval_token_batch_size = 8192
     c.max_rows = 32
     c.train_min_mentions = 16  # training S = M floor (one train-step shape per L bucket)
-    c.seq_lens = [64, 128, 256, 512, 768, 1024]
+    c.seq_lens = (64, 128, 256, 512, 768, 1024)
     # loop
     c.seed = 0
     c.log_every = 50

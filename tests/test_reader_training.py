@@ -151,7 +151,7 @@ def test_augmentation_seeded_and_gold_forced():
 def tiny_config(**overrides):
     c = get_config()
     c.update(dict(toy_train=24, toy_eval=6, num_steps=4, eval_every=0, checkpoint_every=2, log_every=1,
-                  token_batch_size=512, seq_lens=[128], verbose=False, final_test=False))
+                  token_batch_size=512, seq_lens=(128,), verbose=False, final_test=False))
     c.update(overrides)
     return c
 
