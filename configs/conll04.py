@@ -54,6 +54,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
         # fresh heads at 10x the backbone's rate: at lr 1e-4 alone the relation head had learned nothing beyond
         # the base rate after 200 of these short steps (no triplet predicted on dev)
         c.head_lr_multiplier = 10.0
+        c.tune_threshold = True
         c.warmup_steps = 20
         c.token_batch_size = 1024  # ~3.5 s per step on 2 shared cores: 240 steps ~ 4 epochs
         c.max_rows = 16

@@ -672,6 +672,31 @@ def evaluate_windows(reader: Any, windows: Sequence[LabelledWindow], task: str) 
     return re_matching(pred_t, gold_t), rows
 
 
+def evaluate_thresholds(reader: Any, windows: Sequence[LabelledWindow], thresholds: Sequence[float]
+                        ) -> dict[float, dict[str, float]]:
+    """RE / cIE metrics for several relation thresholds from one forward pass (the reference's
+    `predict_re.py --compute-threshold` picks the dev-optimal one)."""
+    from relik_jax import reader_decoding as dec
+    from relik_jax.metrics import re_matching
+
+    rows = reader.rows([lw.window for lw in windows])
+    outs = dict(zip((r.window_index for r in rows), zip(rows, reader.forward(rows), strict=True), strict=True))
+    gold = [[(tuple(s), r, tuple(o)) for s, r, o in lw.triplets] for lw in windows]
+    results = {}
+    for t in thresholds:
+        pred = []
+        for i in range(len(windows)):
+            if i not in outs:
+                pred.append([])
+                continue
+            row, out = outs[i]
+            p = dec.decode_triplet_row(row, out["mentions"], out.get("type_pred"), out["re_probs"], t)
+            spans = [(int(s), int(e), str(lab)) for s, e, lab in p.spans]
+            pred.append([(spans[a], r, spans[o]) for a, r, o, _ in p.triplets])
+        results[float(t)] = re_matching(pred, gold)
+    return results
+
+
 def eval_reader(cfg: ReaderConfig, model: Any, tokenizer: Tokenizer, config: ml_collections.ConfigDict) -> Any:
     from relik_jax.reader_api import Reader
 
@@ -691,6 +716,9 @@ def task_metric(metrics: dict[str, float], config: ml_collections.ConfigDict) ->
 # ---------------------------------------------------------------------------------------------------------------
 # train_reader
 # ---------------------------------------------------------------------------------------------------------------
+
+
+THRESHOLDS = (0.5, 0.4, 0.3, 0.2, 0.15, 0.1, 0.05, 0.02)
 
 
 def _head_multiplier(config: ml_collections.ConfigDict) -> Any:
@@ -776,7 +804,7 @@ def train_reader(config: ml_collections.ConfigDict, workdir: str | Path) -> dict
             value = task_metric(dev, config)
             metrics_log.write(trainer.step, **{f"dev_{k}": v for k, v in dev.items()})
             log(f"step {trainer.step}: dev {config.select_metric} {value:.4f} (best {best['value']:.4f})")
-            if value > best["value"]:
+            if value >= best["value"]:  # ties: the later model
                 from relik_jax.convert import save_reader
 
                 best = {"step": trainer.step, "value": value, "dev": dev}
@@ -791,13 +819,21 @@ def train_reader(config: ml_collections.ConfigDict, workdir: str | Path) -> dict
         from relik_jax.convert import save_reader
 
         save_reader(workdir / "best", cfg, trainer.model(), tokenizer, tok_cfg)
-    from relik_jax.convert import load_reader
+    from relik_jax.convert import load_reader, save_reader
 
     test: dict[str, float] = {}
+    tuned: dict[str, Any] = {}
     if config.final_test:
-        _, best_model, _, _ = load_reader(workdir / "best")
+        best_cfg, best_model, _, _ = load_reader(workdir / "best")
         for stage in (reader._encode, reader._ends, reader._heads):
             stage.update(best_model)
+        if config.task != "el" and config.get("tune_threshold", False):
+            grid = evaluate_thresholds(reader, splits["dev"], THRESHOLDS)
+            t = max(grid, key=lambda k: (task_metric(grid[k], config), k))
+            tuned = {"threshold": t, "dev": grid[t], "grid": {str(k): v[config.select_metric] for k, v in grid.items()}}
+            log(f"dev-optimal relation threshold {t} ({config.select_metric} {task_metric(grid[t], config):.4f})")
+            reader.threshold = t
+            save_reader(workdir / "best", dataclasses.replace(best_cfg, threshold=t), best_model, tokenizer, tok_cfg)
         test, rows = evaluate_windows(reader, splits["test"], config.task)
         write_jsonl(rows, workdir / "test_predictions.jsonl")
     steps_run = trainer.step - start_step
@@ -808,7 +844,7 @@ def train_reader(config: ml_collections.ConfigDict, workdir: str | Path) -> dict
                "steps_per_second": (steps_run - 1) / loop_s if steps_run > 1 and loop_s > 0 else None,
                "total_seconds": time.perf_counter() - t_start, "steps_this_run": steps_run,
                "train_step_compiles": shapes.counts().get("train_step", 0), "resumed": resumed,
-               "eval_compiles": reader.num_compiles, "config": config.to_dict()}
+               "eval_compiles": reader.num_compiles, "threshold_tuning": tuned, "config": config.to_dict()}
     (workdir / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     if test:
         log(f"test: {config.select_metric} {test[config.select_metric]:.4f}; results in {workdir / 'results.json'}")
@@ -865,6 +901,8 @@ def default_config() -> ml_collections.ConfigDict:
     c.eval_every = 1000
     c.checkpoint_every = 1000
     c.select_metric = "f1"
+    c.tune_threshold = False  # RE / cIE: pick the dev-optimal relation threshold before testing (reference
+    # predict_re.py --compute-threshold); stored in the best reader's config
     c.final_test = True  # evaluate the best model on test at the end (results.json, test_predictions.jsonl)
     c.verbose = True
     return c
