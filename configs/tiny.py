@@ -1,12 +1,14 @@
 """Tiny reader run on the built-in toy dataset (generated in code, no files): the DEFAULT of train.py.
 
-    python train.py --workdir /tmp/relik-tiny                       # EL, ~1-2 min on 2 CPU cores
+    python train.py --workdir /tmp/relik-tiny                       # EL, ~80 s on 2 CPU cores
     python train.py --config configs/tiny.py:re --workdir /tmp/relik-tiny-re   # RE
     python train.py --config configs/tiny.py:cie --workdir /tmp/relik-tiny-cie # RE + entity types
 
-A random 2-layer BERT (hidden 64, `tiny-bert`; `--config.backbone=tiny-deberta` for DeBERTa-v3-style) learns
-mention detection and linking of the toy world within a few hundred steps: the loss falls from ~5 to < 1 and dev
-F1 rises from ~0 to > 0.8 (EL). Variants: `el` (default), `re`, `cie`.
+A random 2-layer DeBERTa-v3-style encoder (hidden 64, `tiny-deberta`) learns mention detection and linking of the
+toy world: measured (EL, 300 steps, 77 s in all on 2 shared CPU cores, 2 train-step compilations) the loss falls
+from 17.8 (step 25) to 0.98, dev F1 0.28 (step 100) -> 0.62 (step 200-300), test F1 0.59, span F1 1.0.
+With `--config.backbone=tiny-bert` (absolute positions) spans are learned as fast but linking stays at chance in
+300 steps (relative attention makes "read the title after each [E-i]" easy). Variants: `el` (default), `re`, `cie`.
 """
 
 import ml_collections
@@ -19,7 +21,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     variant = arg or "el"
     c.dataset = "toy"
     c.init = "random"
-    c.backbone = "tiny-bert"
+    c.backbone = "tiny-deberta"
     c.linears_hidden_size = 64
     c.window_size = 0  # one window per toy document
     c.use_dataset_words = True
