@@ -23,7 +23,7 @@ from flax import nnx
 from tokenizers import Tokenizer
 
 from relik_jax import hf_io
-from relik_jax.deberta import DebertaV2Config
+from relik_jax.backbones import backbone_config_from_dict
 from relik_jax.reader import ReaderConfig, SpanReader, TripletReader, build_reader
 from relik_jax.tokenization import load_tokenizer, save_tokenizer
 
@@ -70,14 +70,14 @@ def load_reference_reader(folder: str | Path, *, dtype: str = "fp32", backbone: 
         raise KeyError(f"{folder}: checkpoint has no {key!r} (is this a ReLiK reader checkpoint?)")
     bb = backbone_config(cfg.transformer_model, folder, backbone)
     bb["vocab_size"] = int(sd[key].shape[0])
-    bcfg = DebertaV2Config.from_dict(bb)
+    bcfg = backbone_config_from_dict(bb)
     model = _abstract(cfg, bcfg, dtype)
     hf_io.load_state_dict(model, sd, where=str(folder))
     tok_cfg = _tokenizer_config(folder)
     return cfg, model, load_tokenizer(folder), tok_cfg
 
 
-def _abstract(cfg: ReaderConfig, backbone: DebertaV2Config, dtype: str) -> SpanReader | TripletReader:
+def _abstract(cfg: ReaderConfig, backbone: Any, dtype: str) -> SpanReader | TripletReader:
     """The model with shape-only parameters (no random init to compile and run); every one is then loaded."""
     import jax
     import jax.numpy as jnp
@@ -95,7 +95,7 @@ def _abstract(cfg: ReaderConfig, backbone: DebertaV2Config, dtype: str) -> SpanR
     return model
 
 
-def random_reader(cfg: ReaderConfig, backbone: DebertaV2Config, *, seed: int = 0, dtype: str = "fp32",
+def random_reader(cfg: ReaderConfig, backbone: Any, *, seed: int = 0, dtype: str = "fp32",
                   std: float = 0.02) -> SpanReader | TripletReader:
     """A randomly initialised reader built without compiling an init program per parameter shape (fast on CPU):
     kernels / embeddings ~ N(0, std), biases 0, LayerNorm scales 1 (as HF's init)."""
@@ -149,7 +149,7 @@ def load_reader(folder: str | Path, *, dtype: str = "fp32") -> tuple[ReaderConfi
     meta = json.loads((folder / "reader_config.json").read_text())
     rd = dict(meta["reader"])
     cfg = ReaderConfig.from_dict(rd)
-    model = _abstract(cfg, DebertaV2Config.from_dict(meta["backbone"]), dtype)
+    model = _abstract(cfg, backbone_config_from_dict(meta["backbone"]), dtype)
     state = nnx.state(model, nnx.Param)
     flat = {"/".join(map(str, p)): v for p, v in state.flat_state()}
     with ocp.StandardCheckpointer() as ckpt:

@@ -30,7 +30,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from relik_jax import layers
-from relik_jax.deberta import DebertaV2Config, DebertaV2Model
+from relik_jax.backbones import build_backbone
+from relik_jax.deberta import DebertaV2Config
 
 NEG = -1e30  # the reference's logit mask value (fp32 parameters)
 SPAN_ARCH = "RelikReaderSpanModel"
@@ -173,7 +174,7 @@ class _ReaderBase(nnx.Module):
         self.dtype = layers.compute_dtype(dtype)
         if cfg.num_layers is not None:
             backbone = dataclasses.replace(backbone, num_hidden_layers=cfg.num_layers)
-        self.transformer_model = DebertaV2Model(backbone, rngs=rngs, dtype=dtype)
+        self.transformer_model = build_backbone(backbone, rngs, dtype)  # DeBERTa or BERT
         self.act = layers.activation(cfg.activation)
         h, d, eps = backbone.hidden_size, cfg.linears_hidden_size, backbone.layer_norm_eps
         self.ned_start_classifier = projection(h, d, 2, eps=eps, layer_norm=False, dtype=self.dtype, rngs=rngs)
@@ -288,8 +289,11 @@ class TripletReader(_ReaderBase):
             z = s[:, None, None, :] * obj_rel
             return project(self.re_classifier, self.act, z)
 
-        logits = jax.lax.map(per_subject, jnp.moveaxis(subj, 1, 0), batch_size=min(chunk, subj.shape[1]))
-        logits = jnp.moveaxis(logits, 0, 1)  # [B, M(subject), M(object), R, 2]
+        if chunk >= subj.shape[1]:  # one chunk: no lax.map (training: dropout cannot draw RNG inside a map)
+            logits = project(self.re_classifier, self.act, subj[:, :, None, None, :] * obj_rel[:, None])
+        else:
+            logits = jax.lax.map(per_subject, jnp.moveaxis(subj, 1, 0), batch_size=min(chunk, subj.shape[1]))
+            logits = jnp.moveaxis(logits, 0, 1)  # [B, M(subject), M(object), R, 2]
         probs = jax.nn.softmax(logits, axis=-1)[..., 1]
         cell_valid = valid[:, :, None, None] & valid[:, None, :, None] & rel_valid[:, None, None, :]
         out.update(re_logits=logits, re_probs=jnp.where(cell_valid, probs, 0.0), re_cell_valid=cell_valid)

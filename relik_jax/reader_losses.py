@@ -91,7 +91,7 @@ def re_loss(model: TripletReader, batch: dict[str, jax.Array]) -> tuple[jax.Arra
     end_pred = (batch["end_labels"] > 0) & batch["start_valid"][..., None]
     m = batch["relation_labels"].shape[1]
     out = model.relate(features, batch["starts"], end_pred, batch["type_pos"], batch["type_valid"],
-                       batch["rel_pos"], batch["rel_valid"], m)
+                       batch["rel_pos"], batch["rel_valid"], m, chunk=m)
     rel_loss = cross_entropy(out["re_logits"], batch["relation_labels"])
     parts = {"ned_start_loss": start_loss, "ned_end_loss": end_loss, "re_loss": rel_loss}
     if model.cfg.entity_type_loss:
