@@ -58,19 +58,33 @@ def annotate(args: argparse.Namespace) -> None:
 
 
 def convert(args: argparse.Namespace) -> None:
+    if args.kind != "pipeline" and not args.source:
+        raise SystemExit(f"convert {args.kind} needs SOURCE and DESTINATION folders")
     if args.kind == "reader":
-        from relik_jax.convert import convert_reader
+        from relik_jax.convert import load_reference_reader, save_reader
 
-        convert_reader(args.source, args.destination)
+        save_reader(args.destination, *load_reference_reader(args.source))
     elif args.kind == "retriever":
         from relik_jax.retriever import load_encoder, save_encoder
 
-        _, encoder = load_encoder(args.source)
-        save_encoder(encoder, args.destination, tokenizer_from=args.source)
+        config, encoder = load_encoder(args.source)
+        save_encoder(encoder, config, args.destination, tokenizer_folder=args.source)
     elif args.kind == "index":
         from relik_jax.index import DocumentIndex
 
         DocumentIndex.from_reference(args.source).save(args.destination)
+    elif args.kind == "pipeline":
+        from relik_jax.pipeline import Relik, RelikConfig
+
+        task = args.task or "span"
+        folders = {"reader": args.reader, "span_retriever": args.span_retriever, "span_index": args.span_index,
+                   "triplet_retriever": args.triplet_retriever, "triplet_index": args.triplet_index}
+        if not args.reader:
+            raise SystemExit("convert pipeline needs --reader (and --span-retriever/--span-index and/or "
+                             "--triplet-retriever/--triplet-index)")
+        Relik.assemble(args.destination, RelikConfig(task=task, top_k=args.top_k or 100,
+                                                     window_size=args.window_size, window_stride=args.window_stride),
+                       **folders)
     print(f"wrote {args.destination}")
 
 
@@ -106,10 +120,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     a.add_argument("--top-k", type=int, default=None)
     a.set_defaults(fn=annotate)
 
-    c = sub.add_parser("convert", help="reference reader / retriever / index folder -> ours")
-    c.add_argument("kind", choices=["reader", "retriever", "index"])
-    c.add_argument("source")
+    c = sub.add_parser("convert", help="reference reader / retriever / index folder -> ours; or assemble a pipeline")
+    c.add_argument("kind", choices=["reader", "retriever", "index", "pipeline"])
+    c.add_argument("source", nargs="?", help="reference folder (reader, retriever, index)")
     c.add_argument("destination")
+    c.add_argument("--reader", help="pipeline: reader folder (reference or ours)")
+    c.add_argument("--span-retriever", help="pipeline: entity retriever encoder folder")
+    c.add_argument("--span-index", help="pipeline: entity index folder (reference or ours)")
+    c.add_argument("--triplet-retriever", help="pipeline: relation retriever encoder folder")
+    c.add_argument("--triplet-index", help="pipeline: relation index folder")
+    c.add_argument("--task", choices=["span", "triplet", "both"])
+    c.add_argument("--top-k", type=int)
+    c.add_argument("--window-size", type=int)
+    c.add_argument("--window-stride", type=int)
     c.set_defaults(fn=convert)
 
     s = sub.add_parser("serve", help="NIF web service for GERBIL (A2KB)")

@@ -38,6 +38,8 @@ class RelikConfig:
     metadata_fields: tuple[str, ...] = ()  # reader candidate text = document text + these metadata values
     use_doc_topic: bool = False
     chunk_windows: int = 1024
+    use_nme: bool | None = None  # reader: None -> the reader's default (EL True; RE/cIE from the checkpoint config)
+    relation_threshold: float | None = None  # reader: None -> the checkpoint's `threshold`
 
     def __post_init__(self) -> None:
         if self.task not in DEFAULT_WINDOWS:
@@ -93,7 +95,8 @@ class Relik:
             raise FileNotFoundError(f"{folder}: no relik.json (convert a reference pipeline with `relik-jax convert`)")
         raw = json.loads(cfg_path.read_text())
         config = RelikConfig(**{k: v for k, v in raw.items() if k in {f.name for f in dataclasses.fields(RelikConfig)}})
-        reader = Reader.from_folder(folder / "reader", dtype=dtype)
+        reader = Reader.from_folder(folder / "reader", dtype=dtype, use_nme=config.use_nme,
+                                    relation_threshold=config.relation_threshold)
         retrievers = {}
         for task in (SPAN, TRIPLET):
             enc = folder / f"retriever-{task}"
@@ -101,6 +104,33 @@ class Relik:
                 index = folder / f"index-{task}"
                 retrievers[task] = Retriever.from_pretrained(enc, index if index.is_dir() else None)
         return cls(reader, retrievers, config, **overrides)
+
+    @staticmethod
+    def assemble(folder: str | Path, config: RelikConfig, *, reader: str | Path,
+                 span_retriever: str | Path | None = None, span_index: str | Path | None = None,
+                 triplet_retriever: str | Path | None = None, triplet_index: str | Path | None = None) -> Path:
+        """Write a pipeline folder from component folders (reference or ours), converting each to our format."""
+        from relik_jax.convert import load_reader, save_reader
+        from relik_jax.index import DocumentIndex
+        from relik_jax.retriever import load_encoder, save_encoder
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        raw = Path(reader) / "config.json"
+        if config.use_nme is None and raw.is_file():  # reference cIE checkpoints carry `use_nme: true`
+            use_nme = json.loads(raw.read_text()).get("use_nme")
+            config = dataclasses.replace(config, use_nme=use_nme)
+        save_reader(folder / "reader", *load_reader(reader))
+        for task, enc, index in ((SPAN, span_retriever, span_index), (TRIPLET, triplet_retriever, triplet_index)):
+            if enc is None:
+                continue
+            cfg, model = load_encoder(enc)
+            save_encoder(model, cfg, folder / f"retriever-{task}", tokenizer_folder=enc)
+            if index is not None:
+                loader = DocumentIndex.load if (Path(index) / "index.json").is_file() else DocumentIndex.from_reference
+                loader(index).save(folder / f"index-{task}")
+        (folder / "relik.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
+        return folder
 
     # ------------------------------------------------------------------------------------------------ calls
     def __call__(self, text: str | Sequence[str], candidates: Any = None, **kwargs: Any) -> RelikOutput | list:
