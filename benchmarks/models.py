@@ -105,12 +105,8 @@ def random_reader(size: str, task: str, layers: int | None = None, dtype: str = 
 
 
 def _push_weights(reader) -> None:
-    """Give every compiled stage of `reader` (its `CompiledForward` attributes) the model's current weights."""
-    from relik_jax.compiled import CompiledForward
-
-    for stage in vars(reader).values():
-        if isinstance(stage, CompiledForward):
-            stage.update(reader.model)
+    """Give every compiled stage of `reader` the model's current weights."""
+    reader.update_model(reader.model)
 
 
 def calibrate_reader(reader, task: str, batch, start_rate: float) -> dict[str, float]:

@@ -121,6 +121,13 @@ class Reader:
         cfg, model, tok, tok_cfg = load_reader(folder, dtype=dtype)
         return cls(cfg, model, tok, tok_cfg, **kwargs)
 
+    def update_model(self, model: SpanReader | TripletReader) -> None:
+        """Use new weights (same structure, e.g. during training) in every compiled stage, without recompiling."""
+        self.model = model
+        for stage in vars(self).values():
+            if isinstance(stage, CompiledForward):
+                stage.update(model)
+
     @property
     def num_compiles(self) -> int:
         fused = self._ends_link.num_compiles if self.cfg.is_span else 0

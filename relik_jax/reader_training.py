@@ -776,8 +776,7 @@ def train_reader(config: ml_collections.ConfigDict, workdir: str | Path) -> dict
     def evaluate(split: str) -> tuple[dict[str, float], list[dict]]:
         t = time.perf_counter()
         m = trainer.model()
-        for stage in (reader._encode, reader._ends, reader._heads):
-            stage.update(m)
+        reader.update_model(m)
         out = evaluate_windows(reader, splits[split], config.task)
         timing["eval"] += time.perf_counter() - t
         return out
@@ -825,8 +824,7 @@ def train_reader(config: ml_collections.ConfigDict, workdir: str | Path) -> dict
     tuned: dict[str, Any] = {}
     if config.final_test:
         best_cfg, best_model, _, _ = load_reader(workdir / "best")
-        for stage in (reader._encode, reader._ends, reader._heads):
-            stage.update(best_model)
+        reader.update_model(best_model)
         if config.task != "el" and config.get("tune_threshold", False):
             grid = evaluate_thresholds(reader, splits["dev"], THRESHOLDS)
             t = max(grid, key=lambda k: (task_metric(grid[k], config), k))
