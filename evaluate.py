@@ -111,12 +111,7 @@ def evaluate_gerbil_pipeline(pipeline: str, datasets: list[str] | None, top_k: i
     from relik_jax.pipeline import Relik
 
     relik = Relik.from_pretrained(pipeline)
-
-    def annotate(texts: list[str]) -> list[list[tuple[int, int, str]]]:
-        outs = relik(list(texts), top_k=top_k) if top_k else relik(list(texts))
-        return [[(s.start, s.end, s.label) for s in o.spans if s.label != "--NME--"] for o in outs]
-
-    return evaluate_gerbil(annotate, datasets or DEFAULT_DATASETS)
+    return evaluate_gerbil(relik.annotator(top_k), datasets or DEFAULT_DATASETS)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -100,12 +100,7 @@ def serve(args: argparse.Namespace) -> None:
     from relik_jax.pipeline import Relik
 
     relik = Relik.from_pretrained(args.model, dtype=args.precision)
-
-    def annotator(texts: list[str]) -> list[list[tuple[int, int, str]]]:
-        return [[(s.start, s.end, s.label) for s in out.spans if s.label != "--NME--"]
-                for out in relik.stream(texts, keep_candidates=False)]
-
-    nif_service.serve_nif(annotator, host=args.host, port=args.port, block=True, verbose=True)
+    nif_service.serve_nif(relik.annotator(), host=args.host, port=args.port, block=True, verbose=True)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -132,6 +132,17 @@ class Relik:
         (folder / "relik.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
         return folder
 
+    def annotator(self, top_k: int | None = None):
+        """`texts -> [[(start, end, title), ...]]` for the GERBIL scorer / NIF service: NME and empty or inverted
+        spans (the reference's EL end may precede its start) are not annotations, so they are dropped."""
+
+        def annotate(texts: list[str]) -> list[list[tuple[int, int, str]]]:
+            outs = self.stream(list(texts), top_k=top_k, keep_candidates=False)
+            return [[(s.start, s.end, s.label) for s in o.spans if s.label != "--NME--" and s.end > s.start]
+                    for o in outs]
+
+        return annotate
+
     # ------------------------------------------------------------------------------------------------ calls
     def __call__(self, text: str | Sequence[str], candidates: Any = None, **kwargs: Any) -> RelikOutput | list:
         """Annotate one text (-> RelikOutput) or a list of texts (-> list). See `stream` for the arguments."""
