@@ -115,15 +115,9 @@ class Row:
 
 def split_windows(n_words: int, size: int, stride: int) -> list[tuple[int, int]]:
     """The reference's `WindowSentenceSplitter` word ranges (last window shifted left to be full)."""
-    out = []
-    for i in range(0, n_words, stride):
-        if i != 0 and i + size > n_words:
-            overflow = i + size - n_words
-            if overflow >= stride:
-                break
-            i -= overflow
-        out.append((i, min(i + size, n_words)))
-    return out
+    from relik_jax.windows import window_bounds
+
+    return list(window_bounds(n_words, size, stride))
 
 
 def load_tokenizer():
