@@ -90,9 +90,10 @@ class BertSelfAttention(nnx.Module):
             return t.reshape(b, length, self.num_heads, d)
 
         q, k, v = heads(self.query(x)), heads(self.key(x)), heads(self.value(x))
-        scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(jnp.float32(d)).astype(q.dtype)
+        prec = layers.precision(q.dtype)
+        scores = jnp.einsum("bqhd,bkhd->bhqk", q, k, precision=prec) / jnp.sqrt(jnp.float32(d)).astype(q.dtype)
         probs = self.dropout(layers.masked_softmax(scores, pair_mask))
-        ctx = jnp.einsum("bhqk,bkhd->bqhd", probs.astype(v.dtype), v)
+        ctx = jnp.einsum("bhqk,bkhd->bqhd", probs.astype(v.dtype), v, precision=prec)
         return ctx.reshape(b, length, h)
 
 

@@ -199,8 +199,9 @@ class DisentangledSelfAttention(nnx.Module):
         q = self.query_proj(x).reshape(b, length, nh, d)
         k = self.key_proj(x).reshape(b, length, nh, d)
         v = self.value_proj(x).reshape(b, length, nh, d)
+        prec = layers.precision(q.dtype)
         # HF divides the keys by the scale before the matmul; same value up to rounding.
-        scores = jnp.einsum("bqhd,bkhd->bhqk", q, k, preferred_element_type=f32) / scale
+        scores = jnp.einsum("bqhd,bkhd->bhqk", q, k, preferred_element_type=f32, precision=prec) / scale
         rel = self.pos_dropout(rel)
         # Relative terms as matmuls against the band of positional rows (one per relative distance) followed by a
         # relative shift: no per-cell gather over [B, heads, L, L], which dominated the time of the naive form.
@@ -208,15 +209,17 @@ class DisentangledSelfAttention(nnx.Module):
         if "c2p" in self.pos_att_type:
             # c2p[i, j] = q_i . pos_k[row(i - j)]: columns ordered by decreasing distance so the shift is a skew.
             pos_k = jnp.take(self.key_proj(rel), band[::-1], axis=0).reshape(-1, nh, d)
-            c2p = jnp.einsum("bqhd,rhd->bhqr", q, pos_k, preferred_element_type=f32)
+            c2p = jnp.einsum("bqhd,rhd->bhqr", q, pos_k, preferred_element_type=f32,
+                             precision=prec)
             scores = scores + relative_shift(c2p) / scale
         if "p2c" in self.pos_att_type:
             # p2c[i, j] = k_j . pos_q[row(i - j)]: the same skew on the key axis, then transposed.
             pos_q = jnp.take(self.query_proj(rel), band, axis=0).reshape(-1, nh, d)
-            p2c = jnp.einsum("bkhd,rhd->bhkr", k, pos_q, preferred_element_type=f32)
+            p2c = jnp.einsum("bkhd,rhd->bhkr", k, pos_q, preferred_element_type=f32,
+                             precision=prec)
             scores = scores + jnp.swapaxes(relative_shift(p2c), -1, -2) / scale
         probs = self.dropout(layers.masked_softmax(scores, pair_mask))
-        ctx = jnp.einsum("bhqk,bkhd->bqhd", probs.astype(v.dtype), v)
+        ctx = jnp.einsum("bhqk,bkhd->bqhd", probs.astype(v.dtype), v, precision=prec)
         return ctx.reshape(b, length, h)
 
 

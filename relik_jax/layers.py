@@ -25,6 +25,12 @@ def compute_dtype(name: str | jnp.dtype) -> jnp.dtype:
         raise ValueError(f"unknown precision {name!r}: expected one of {sorted(DTYPES)}") from None
 
 
+def precision(dtype: jnp.dtype) -> jax.lax.Precision:
+    """Matmul precision for a compute dtype: float32 means exact float32 (GPUs would otherwise use TF32 and TPUs
+    bf16 passes for "DEFAULT"), the parity mode; lower dtypes use the hardware's default."""
+    return jax.lax.Precision.HIGHEST if jnp.dtype(dtype) == jnp.float32 else jax.lax.Precision.DEFAULT
+
+
 def gelu(x: jax.Array) -> jax.Array:
     """Exact (erf) GELU, as HF `gelu` / torch.nn.GELU()."""
     return jax.nn.gelu(x, approximate=False)
@@ -47,7 +53,7 @@ def activation(name: str):
 
 def linear(din: int, dout: int, *, dtype: jnp.dtype, rngs: nnx.Rngs, use_bias: bool = True) -> nnx.Linear:
     # torch.nn.Linear-like init is irrelevant for converted weights; normal(0.02) matches HF's BERT/DeBERTa init.
-    return nnx.Linear(din, dout, use_bias=use_bias, dtype=dtype, param_dtype=jnp.float32,
+    return nnx.Linear(din, dout, use_bias=use_bias, dtype=dtype, param_dtype=jnp.float32, precision=precision(dtype),
                       kernel_init=nnx.initializers.normal(0.02), rngs=rngs)
 
 

@@ -125,9 +125,11 @@ class PoolerEndLogits(nnx.Module):
         """h [B, Lt, H], h_start [B, S, H] -> logits [B, S, Lt, out] (unmasked)."""
         k = self.dense_0.kernel.get_value().astype(self.dtype)
         b = self.dense_0.bias.get_value()
-        pos = jnp.einsum("blh,hk->blk", h.astype(self.dtype), k[: self.hidden], preferred_element_type=jnp.float32)
+        pos = jnp.einsum("blh,hk->blk", h.astype(self.dtype), k[: self.hidden], preferred_element_type=jnp.float32,
+                            precision=layers.precision(self.dtype))
         start = jnp.einsum("bsh,hk->bsk", h_start.astype(self.dtype), k[self.hidden:],
-                           preferred_element_type=jnp.float32)
+                           preferred_element_type=jnp.float32,
+                            precision=layers.precision(self.dtype))
         x = jnp.tanh(pos[:, None] + start[:, :, None] + b)
         return self.dense_1(self.LayerNorm(x)).astype(jnp.float32)
 
@@ -239,7 +241,8 @@ class SpanReader(_ReaderBase):
         ment = self._embed(_gather(features, m_start), _gather(features, m_end))
         sym = _gather(features, symbol_pos)
         cand = self._embed(sym, sym)
-        logits = jnp.einsum("bmk,bck->bmc", ment, cand, preferred_element_type=jnp.float32)
+        logits = jnp.einsum("bmk,bck->bmc", ment, cand, preferred_element_type=jnp.float32,
+                            precision=layers.precision(self.dtype))
         logits = _mask(logits, ~valid[..., None] | ~symbol_valid[:, None, :])
         probs = jax.nn.softmax(logits, axis=-1)
         return {"mention_start": m_start, "mention_end": m_end, "mention_valid": valid, "ed_logits": logits,
@@ -273,7 +276,8 @@ class TripletReader(_ReaderBase):
             type_sym = _gather(features, type_pos)
             ent_proj = project(self.re_entities_projector, self.act, ent)
             def_proj = project(self.re_definition_projector, self.act, type_sym)
-            tl = jnp.einsum("bmk,btk->bmt", ent_proj, def_proj, preferred_element_type=jnp.float32)
+            tl = jnp.einsum("bmk,btk->bmt", ent_proj, def_proj, preferred_element_type=jnp.float32,
+                            precision=layers.precision(self.dtype))
             tl = _mask(tl, ~valid[..., None] | ~type_valid[:, None, :])
             tp = jax.nn.sigmoid(tl)
             out.update(type_logits=tl, type_probs=tp, type_pred=jnp.argmax(tp, axis=-1))
