@@ -97,49 +97,29 @@ class BertSelfAttention(nnx.Module):
         return ctx.reshape(b, length, h)
 
 
-class BertSelfOutput(nnx.Module):
-    def __init__(self, cfg: BertConfig, dtype: jnp.dtype, *, rngs: nnx.Rngs):
-        self.dense = layers.linear(cfg.hidden_size, cfg.hidden_size, dtype=dtype, rngs=rngs)
-        self.LayerNorm = layers.layer_norm(cfg.hidden_size, cfg.layer_norm_eps, rngs=rngs)
-        self.dropout = layers.dropout(cfg.hidden_dropout_prob, rngs=rngs)
 
-    def __call__(self, x: jax.Array, residual: jax.Array) -> jax.Array:
-        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
+def _residual_norm(cfg: BertConfig, din: int, dtype: jnp.dtype, rngs: nnx.Rngs) -> layers.DenseResidualNorm:
+    return layers.DenseResidualNorm(din, cfg.hidden_size, cfg.layer_norm_eps, cfg.hidden_dropout_prob, dtype=dtype,
+                                    rngs=rngs)
 
 
 class BertAttention(nnx.Module):
     def __init__(self, cfg: BertConfig, dtype: jnp.dtype, *, rngs: nnx.Rngs):
         self.self = BertSelfAttention(cfg, dtype, rngs=rngs)
-        self.output = BertSelfOutput(cfg, dtype, rngs=rngs)
+        self.output = _residual_norm(cfg, cfg.hidden_size, dtype, rngs)
 
     def __call__(self, x: jax.Array, pair_mask: jax.Array) -> jax.Array:
         return self.output(self.self(x, pair_mask), x)
 
 
-class BertIntermediate(nnx.Module):
-    def __init__(self, cfg: BertConfig, dtype: jnp.dtype, *, rngs: nnx.Rngs):
-        self.dense = layers.linear(cfg.hidden_size, cfg.intermediate_size, dtype=dtype, rngs=rngs)
-        self.act = layers.activation(cfg.hidden_act)
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        return self.act(self.dense(x))
-
-
-class BertOutput(nnx.Module):
-    def __init__(self, cfg: BertConfig, dtype: jnp.dtype, *, rngs: nnx.Rngs):
-        self.dense = layers.linear(cfg.intermediate_size, cfg.hidden_size, dtype=dtype, rngs=rngs)
-        self.LayerNorm = layers.layer_norm(cfg.hidden_size, cfg.layer_norm_eps, rngs=rngs)
-        self.dropout = layers.dropout(cfg.hidden_dropout_prob, rngs=rngs)
-
-    def __call__(self, x: jax.Array, residual: jax.Array) -> jax.Array:
-        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
 
 
 class BertLayer(nnx.Module):
     def __init__(self, cfg: BertConfig, dtype: jnp.dtype, *, rngs: nnx.Rngs):
         self.attention = BertAttention(cfg, dtype, rngs=rngs)
-        self.intermediate = BertIntermediate(cfg, dtype, rngs=rngs)
-        self.output = BertOutput(cfg, dtype, rngs=rngs)
+        self.intermediate = layers.DenseAct(cfg.hidden_size, cfg.intermediate_size, cfg.hidden_act, dtype=dtype,
+                                            rngs=rngs)
+        self.output = _residual_norm(cfg, cfg.intermediate_size, dtype, rngs)
 
     def __call__(self, x: jax.Array, pair_mask: jax.Array) -> jax.Array:
         x = self.attention(x, pair_mask)

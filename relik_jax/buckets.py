@@ -100,19 +100,24 @@ class Batch:
     indices: list[int]  # row indices into the caller's list (len <= rows)
 
 
-def plan_batches(lengths: Sequence[int], buckets: Buckets, *, sort: bool = True) -> list[Batch]:
-    """Group rows by L bucket (longest rows share batches; order restored by the caller via `indices`)."""
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i]) if sort else list(range(len(lengths)))
+def plan_batches(lengths: Sequence[int], buckets: Buckets, *, sort: bool = True, order: Sequence[int] | None = None,
+                 full_rows: bool = False) -> list[Batch]:
+    """Group rows by L bucket (longest rows share batches; order restored by the caller via `indices`).
+
+    `order` visits rows in that order instead (e.g. shuffled for training); `full_rows` pads every batch to the
+    bucket's row count (one batch size per L: fewer compilations), else the last one to the next power of two."""
+    if order is None:
+        order = sorted(range(len(lengths)), key=lambda i: lengths[i]) if sort else range(len(lengths))
     groups: dict[int, list[int]] = {}
     for i in order:
-        groups.setdefault(buckets.seq_len(lengths[i]), []).append(i)
+        groups.setdefault(buckets.seq_len(lengths[int(i)]), []).append(int(i))
     out = []
     for length in sorted(groups):
         idx = groups[length]
         n = buckets.rows(length)
         for k in range(0, len(idx), n):
             chunk = idx[k: k + n]
-            out.append(Batch(length, min(n, _pow2_at_least(len(chunk))), chunk))
+            out.append(Batch(length, n if full_rows else min(n, _pow2_at_least(len(chunk))), chunk))
     return out
 
 

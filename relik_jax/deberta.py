@@ -223,49 +223,29 @@ class DisentangledSelfAttention(nnx.Module):
         return ctx.reshape(b, length, h)
 
 
-class DebertaV2SelfOutput(nnx.Module):
-    def __init__(self, cfg: DebertaV2Config, dtype: jnp.dtype, *, rngs: nnx.Rngs):
-        self.dense = layers.linear(cfg.hidden_size, cfg.hidden_size, dtype=dtype, rngs=rngs)
-        self.LayerNorm = layers.layer_norm(cfg.hidden_size, cfg.layer_norm_eps, rngs=rngs)
-        self.dropout = layers.dropout(cfg.hidden_dropout_prob, rngs=rngs)
 
-    def __call__(self, x: jax.Array, residual: jax.Array) -> jax.Array:
-        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
+def _residual_norm(cfg: DebertaV2Config, din: int, dtype: jnp.dtype, rngs: nnx.Rngs) -> layers.DenseResidualNorm:
+    return layers.DenseResidualNorm(din, cfg.hidden_size, cfg.layer_norm_eps, cfg.hidden_dropout_prob, dtype=dtype,
+                                    rngs=rngs)
 
 
 class DebertaV2Attention(nnx.Module):
     def __init__(self, cfg: DebertaV2Config, dtype: jnp.dtype, *, rngs: nnx.Rngs):
         self.self = DisentangledSelfAttention(cfg, dtype, rngs=rngs)
-        self.output = DebertaV2SelfOutput(cfg, dtype, rngs=rngs)
+        self.output = _residual_norm(cfg, cfg.hidden_size, dtype, rngs)
 
     def __call__(self, x: jax.Array, pair_mask: jax.Array, rel: jax.Array, rel_index: np.ndarray) -> jax.Array:
         return self.output(self.self(x, pair_mask, rel, rel_index), x)
 
 
-class DebertaV2Intermediate(nnx.Module):
-    def __init__(self, cfg: DebertaV2Config, dtype: jnp.dtype, *, rngs: nnx.Rngs):
-        self.dense = layers.linear(cfg.hidden_size, cfg.intermediate_size, dtype=dtype, rngs=rngs)
-        self.act = layers.activation(cfg.hidden_act)
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        return self.act(self.dense(x))
-
-
-class DebertaV2Output(nnx.Module):
-    def __init__(self, cfg: DebertaV2Config, dtype: jnp.dtype, *, rngs: nnx.Rngs):
-        self.dense = layers.linear(cfg.intermediate_size, cfg.hidden_size, dtype=dtype, rngs=rngs)
-        self.LayerNorm = layers.layer_norm(cfg.hidden_size, cfg.layer_norm_eps, rngs=rngs)
-        self.dropout = layers.dropout(cfg.hidden_dropout_prob, rngs=rngs)
-
-    def __call__(self, x: jax.Array, residual: jax.Array) -> jax.Array:
-        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
 
 
 class DebertaV2Layer(nnx.Module):
     def __init__(self, cfg: DebertaV2Config, dtype: jnp.dtype, *, rngs: nnx.Rngs):
         self.attention = DebertaV2Attention(cfg, dtype, rngs=rngs)
-        self.intermediate = DebertaV2Intermediate(cfg, dtype, rngs=rngs)
-        self.output = DebertaV2Output(cfg, dtype, rngs=rngs)
+        self.intermediate = layers.DenseAct(cfg.hidden_size, cfg.intermediate_size, cfg.hidden_act, dtype=dtype,
+                                            rngs=rngs)
+        self.output = _residual_norm(cfg, cfg.intermediate_size, dtype, rngs)
 
     def __call__(self, x: jax.Array, pair_mask: jax.Array, rel: jax.Array, rel_index: np.ndarray) -> jax.Array:
         x = self.attention(x, pair_mask, rel, rel_index)

@@ -72,6 +72,29 @@ def dropout(rate: float, *, rngs: nnx.Rngs) -> nnx.Dropout:
     return nnx.Dropout(rate, deterministic=True, rngs=rngs)
 
 
+class DenseResidualNorm(nnx.Module):
+    """`LayerNorm(dropout(dense(x)) + residual)`: the post-LN output block of BERT and DeBERTa (HF names kept)."""
+
+    def __init__(self, din: int, dout: int, eps: float, dropout_rate: float, *, dtype: jnp.dtype, rngs: nnx.Rngs):
+        self.dense = linear(din, dout, dtype=dtype, rngs=rngs)
+        self.LayerNorm = layer_norm(dout, eps, rngs=rngs)
+        self.dropout = dropout(dropout_rate, rngs=rngs)
+
+    def __call__(self, x: jax.Array, residual: jax.Array) -> jax.Array:
+        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
+
+
+class DenseAct(nnx.Module):
+    """`act(dense(x))`: the feed-forward expansion of BERT and DeBERTa (HF `intermediate`)."""
+
+    def __init__(self, din: int, dout: int, act: str, *, dtype: jnp.dtype, rngs: nnx.Rngs):
+        self.dense = linear(din, dout, dtype=dtype, rngs=rngs)
+        self.act = activation(act)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.act(self.dense(x))
+
+
 def masked_softmax(scores: jax.Array, mask: jax.Array) -> jax.Array:
     """Softmax over the last axis in float32; masked entries get probability exactly 0.
 

@@ -42,7 +42,7 @@ import numpy as np
 from flax import nnx
 from tokenizers import AddedToken, Tokenizer
 
-from relik_jax.buckets import Buckets, ShapeLog
+from relik_jax.buckets import Buckets, ShapeLog, plan_batches
 from relik_jax.reader import ReaderConfig, SpanReader, TripletReader, build_reader
 from relik_jax.reader_inputs import (
     NME,
@@ -384,17 +384,9 @@ def plan_epoch(examples: Sequence[Example], buckets: Buckets, rng: np.random.Gen
 
     Training (`rng` given) pads a group's last batch to the full row count (one batch size per L: fewer
     compilations); evaluation pads it to the next power of two."""
-    groups: dict[int, list[int]] = {}
     order = rng.permutation(len(examples)) if rng is not None else np.arange(len(examples))
-    for i in order:
-        groups.setdefault(buckets.seq_len(len(examples[int(i)])), []).append(int(i))
-    out = []
-    for length in sorted(groups):
-        idx = groups[length]
-        n = buckets.rows(length)
-        for k in range(0, len(idx), n):
-            chunk = idx[k: k + n]
-            out.append((length, n if rng is not None else min(n, 1 << (len(chunk) - 1).bit_length()), chunk))
+    batches = plan_batches([len(e) for e in examples], buckets, order=order, full_rows=rng is not None)
+    out = [(b.seq_len, b.rows, b.indices) for b in batches]
     if rng is not None:
         out = [out[i] for i in rng.permutation(len(out))]
     return out

@@ -118,6 +118,21 @@ def _bucket_batch(n: int, batch_size: int) -> int:
     return min(batch_size, max(8, 1 << (n - 1).bit_length()))
 
 
+def pad_encodings(
+    encodings: Sequence[tuple[list[int], list[int]]], rows: int, buckets: Sequence[int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ids, type ids) pairs -> input_ids, attention_mask, token_type_ids [rows, bucketed length] int32."""
+    length = _bucket_length(max(len(e[0]) for e in encodings), buckets)
+    ids = np.zeros((rows, length), np.int32)
+    mask = np.zeros((rows, length), np.int32)
+    types = np.zeros((rows, length), np.int32)
+    for i, (row_ids, row_types) in enumerate(encodings):
+        ids[i, : len(row_ids)] = row_ids
+        types[i, : len(row_types)] = row_types
+        mask[i, : len(row_ids)] = 1
+    return ids, mask, types
+
+
 def padded_batches(
     encodings: Sequence[tuple[list[int], list[int]]],
     batch_size: int,
@@ -134,15 +149,7 @@ def padded_batches(
     for start in range(0, len(order), batch_size):
         positions = order[start : start + batch_size]
         rows = [encodings[i] for i in positions]
-        length = _bucket_length(max(len(r[0]) for r in rows), buckets)
-        num = _bucket_batch(len(rows), batch_size)
-        ids = np.zeros((num, length), np.int32)
-        types = np.zeros((num, length), np.int32)
-        mask = np.zeros((num, length), np.int32)
-        for i, (row_ids, row_types) in enumerate(rows):
-            ids[i, : len(row_ids)] = row_ids
-            types[i, : len(row_types)] = row_types
-            mask[i, : len(row_ids)] = 1
+        ids, mask, types = pad_encodings(rows, _bucket_batch(len(rows), batch_size), buckets)
         yield positions, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
 
 

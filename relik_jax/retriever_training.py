@@ -40,8 +40,8 @@ from relik_jax.retriever import (
     LENGTH_BUCKETS,
     GoldenRetrieverModel,
     Retriever,
-    _bucket_length,
     evaluate_retrieval,
+    pad_encodings,
     save_encoder,
 )
 from relik_jax.retriever_loss import multi_label_nce_loss
@@ -121,20 +121,6 @@ def make_batches(
         seen.update(new)
     if qs:
         yield close(qs, pool)
-
-
-def _pad_tokens(
-    encodings: Sequence[tuple[list[int], list[int]]], rows: int, buckets: Sequence[int]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    length = _bucket_length(max(len(e[0]) for e in encodings), buckets)
-    ids = np.zeros((rows, length), np.int32)
-    mask = np.zeros((rows, length), np.int32)
-    types = np.zeros((rows, length), np.int32)
-    for i, (row_ids, row_types) in enumerate(encodings):
-        ids[i, : len(row_ids)] = row_ids
-        types[i, : len(row_types)] = row_types
-        mask[i, : len(row_ids)] = 1
-    return ids, mask, types
 
 
 # -------------------- optimizer
@@ -227,8 +213,8 @@ class RetrieverTrainer:
 
     def _arrays(self, batch: Batch) -> tuple[np.ndarray, ...]:
         qb, pb = self.config.question_batch_size, self.config.passage_batch_size
-        q = _pad_tokens([self.question_tokens[i] for i in batch.questions], qb, self.buckets)
-        p = _pad_tokens([self.passage_tokens[r] for r in batch.passages], pb, self.buckets)
+        q = pad_encodings([self.question_tokens[i] for i in batch.questions], qb, self.buckets)
+        p = pad_encodings([self.passage_tokens[r] for r in batch.passages], pb, self.buckets)
         labels = np.zeros((qb, pb), np.int32)
         labels[: len(batch.questions), : len(batch.passages)] = batch.labels
         q_valid = np.arange(qb) < len(batch.questions)
