@@ -56,11 +56,12 @@ class BertConfig:
 
 
 class BertEmbeddings(nnx.Module):
-    def __init__(self, cfg: BertConfig, *, rngs: nnx.Rngs):
-        self.word_embeddings = layers.embed(cfg.vocab_size, cfg.hidden_size, rngs=rngs)
-        self.position_embeddings = layers.embed(cfg.max_position_embeddings, cfg.hidden_size, rngs=rngs)
-        self.token_type_embeddings = layers.embed(max(cfg.type_vocab_size, 1), cfg.hidden_size, rngs=rngs)
-        self.LayerNorm = layers.layer_norm(cfg.hidden_size, cfg.layer_norm_eps, rngs=rngs)
+    def __init__(self, cfg: BertConfig, *, rngs: nnx.Rngs, dtype: jnp.dtype = jnp.float32):
+        self.word_embeddings = layers.embed(cfg.vocab_size, cfg.hidden_size, rngs=rngs, dtype=dtype)
+        self.position_embeddings = layers.embed(cfg.max_position_embeddings, cfg.hidden_size, rngs=rngs, dtype=dtype)
+        self.token_type_embeddings = layers.embed(max(cfg.type_vocab_size, 1), cfg.hidden_size, rngs=rngs,
+                                                  dtype=dtype)
+        self.LayerNorm = layers.layer_norm(cfg.hidden_size, cfg.layer_norm_eps, rngs=rngs, dtype=dtype)
         self.dropout = layers.dropout(cfg.hidden_dropout_prob, rngs=rngs)
         self.max_positions = cfg.max_position_embeddings
 
@@ -142,7 +143,7 @@ class BertModel(nnx.Module):
     def __init__(self, config: BertConfig, *, rngs: nnx.Rngs, dtype: str | jnp.dtype = "fp32"):
         self.config = config
         dtype = layers.compute_dtype(dtype)
-        self.embeddings = BertEmbeddings(config, rngs=rngs)
+        self.embeddings = BertEmbeddings(config, rngs=rngs, dtype=dtype)
         self.encoder = BertEncoder(config, dtype, rngs=rngs)
 
     def __call__(self, input_ids: jax.Array, attention_mask: jax.Array | None = None,
@@ -160,6 +161,7 @@ class BertModel(nnx.Module):
 
 def mean_pool(hidden: jax.Array, attention_mask: jax.Array) -> jax.Array:
     """Masked mean over tokens: [B, L, H], [B, L] -> [B, H] (sum / max(count, 1e-9), as the reference)."""
-    mask = attention_mask.astype(jnp.float32)[..., None]
-    summed = jnp.sum(hidden.astype(jnp.float32) * mask, axis=1)
+    acc = layers.wide(hidden.dtype)
+    mask = attention_mask.astype(acc)[..., None]
+    summed = jnp.sum(hidden.astype(acc) * mask, axis=1)
     return summed / jnp.maximum(jnp.sum(mask, axis=1), 1e-9)

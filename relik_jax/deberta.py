@@ -156,14 +156,14 @@ def relative_shift(x: jax.Array) -> jax.Array:
 class DebertaV2Embeddings(nnx.Module):
     def __init__(self, cfg: DebertaV2Config, dtype: jnp.dtype, *, rngs: nnx.Rngs):
         emb = cfg.embedding_size or cfg.hidden_size
-        self.word_embeddings = layers.embed(cfg.vocab_size, emb, rngs=rngs)
-        self.position_embeddings = (layers.embed(cfg.max_position_embeddings, emb, rngs=rngs)
+        self.word_embeddings = layers.embed(cfg.vocab_size, emb, rngs=rngs, dtype=dtype)
+        self.position_embeddings = (layers.embed(cfg.max_position_embeddings, emb, rngs=rngs, dtype=dtype)
                                     if cfg.position_biased_input else None)
-        self.token_type_embeddings = (layers.embed(cfg.type_vocab_size, emb, rngs=rngs)
+        self.token_type_embeddings = (layers.embed(cfg.type_vocab_size, emb, rngs=rngs, dtype=dtype)
                                       if cfg.type_vocab_size > 0 else None)
         self.embed_proj = (layers.linear(emb, cfg.hidden_size, dtype=dtype, use_bias=False, rngs=rngs)
                            if emb != cfg.hidden_size else None)
-        self.LayerNorm = layers.layer_norm(cfg.hidden_size, cfg.layer_norm_eps, rngs=rngs)
+        self.LayerNorm = layers.layer_norm(cfg.hidden_size, cfg.layer_norm_eps, rngs=rngs, dtype=dtype)
         self.dropout = layers.dropout(cfg.hidden_dropout_prob, rngs=rngs)
 
     def __call__(self, input_ids: jax.Array, token_type_ids: jax.Array, mask: jax.Array) -> jax.Array:
@@ -174,7 +174,8 @@ class DebertaV2Embeddings(nnx.Module):
             x = x + self.token_type_embeddings(token_type_ids)
         if self.embed_proj is not None:
             x = self.embed_proj(x)
-        x = self.LayerNorm(x) * mask[..., None].astype(jnp.float32)
+        x = self.LayerNorm(x)
+        x = x * mask[..., None].astype(x.dtype)
         return self.dropout(x)
 
 
@@ -195,13 +196,15 @@ class DisentangledSelfAttention(nnx.Module):
         nh = self.num_heads
         d = h // nh
         f32 = jnp.float32
+        # float32 even in the fp64 mode: HF builds the scale as a float32 tensor whatever the model's dtype
         scale = jnp.sqrt(f32(d) * (1 + len(self.pos_att_type)))
         q = self.query_proj(x).reshape(b, length, nh, d)
         k = self.key_proj(x).reshape(b, length, nh, d)
         v = self.value_proj(x).reshape(b, length, nh, d)
         prec = layers.precision(q.dtype)
+        acc = layers.wide(q.dtype)
         # HF divides the keys by the scale before the matmul; same value up to rounding.
-        scores = jnp.einsum("bqhd,bkhd->bhqk", q, k, preferred_element_type=f32, precision=prec) / scale
+        scores = jnp.einsum("bqhd,bkhd->bhqk", q, k, preferred_element_type=acc, precision=prec) / scale
         rel = self.pos_dropout(rel)
         # Relative terms as matmuls against the band of positional rows (one per relative distance) followed by a
         # relative shift: no per-cell gather over [B, heads, L, L], which dominated the time of the naive form.
@@ -209,13 +212,13 @@ class DisentangledSelfAttention(nnx.Module):
         if "c2p" in self.pos_att_type:
             # c2p[i, j] = q_i . pos_k[row(i - j)]: columns ordered by decreasing distance so the shift is a skew.
             pos_k = jnp.take(self.key_proj(rel), band[::-1], axis=0).reshape(-1, nh, d)
-            c2p = jnp.einsum("bqhd,rhd->bhqr", q, pos_k, preferred_element_type=f32,
+            c2p = jnp.einsum("bqhd,rhd->bhqr", q, pos_k, preferred_element_type=acc,
                              precision=prec)
             scores = scores + relative_shift(c2p) / scale
         if "p2c" in self.pos_att_type:
             # p2c[i, j] = k_j . pos_q[row(i - j)]: the same skew on the key axis, then transposed.
             pos_q = jnp.take(self.query_proj(rel), band, axis=0).reshape(-1, nh, d)
-            p2c = jnp.einsum("bkhd,rhd->bhkr", k, pos_q, preferred_element_type=f32,
+            p2c = jnp.einsum("bkhd,rhd->bhkr", k, pos_q, preferred_element_type=acc,
                              precision=prec)
             scores = scores + jnp.swapaxes(relative_shift(p2c), -1, -2) / scale
         probs = self.dropout(layers.masked_softmax(scores, pair_mask))
@@ -256,9 +259,9 @@ class DebertaV2Encoder(nnx.Module):
     def __init__(self, cfg: DebertaV2Config, dtype: jnp.dtype, *, rngs: nnx.Rngs):
         self.cfg = cfg
         self.layer = nnx.List([DebertaV2Layer(cfg, dtype, rngs=rngs) for _ in range(cfg.num_hidden_layers)])
-        self.rel_embeddings = layers.embed(2 * cfg.att_span, cfg.hidden_size, rngs=rngs)
+        self.rel_embeddings = layers.embed(2 * cfg.att_span, cfg.hidden_size, rngs=rngs, dtype=dtype)
         norms = {x.strip() for x in cfg.norm_rel_ebd.lower().split("|")}
-        self.LayerNorm = (layers.layer_norm(cfg.hidden_size, cfg.layer_norm_eps, rngs=rngs)
+        self.LayerNorm = (layers.layer_norm(cfg.hidden_size, cfg.layer_norm_eps, rngs=rngs, dtype=dtype)
                           if "layer_norm" in norms else None)
 
     def __call__(self, x: jax.Array, pair_mask: jax.Array) -> jax.Array:

@@ -3,6 +3,10 @@
 Precision policy: parameters are stored in float32; `dtype` is the *compute* dtype of matmuls (float32 for
 parity, bfloat16 for speed). LayerNorm statistics and softmax always run in float32, and LayerNorm outputs
 stay float32 so the residual stream does not lose precision in bf16 mode.
+
+`fp64` (needs `jax.config.update("jax_enable_x64", True)` or `with jax.enable_x64(True):`) keeps parameters and
+every accumulation in float64: an exactness check against a float64 reference, below fp32 rounding noise (the
+reference's own fp32 logits differ from its float64 ones by up to ~4e-4 on |logit| ~ 100).
 """
 
 from __future__ import annotations
@@ -12,23 +16,34 @@ import jax.numpy as jnp
 from flax import nnx
 
 DTYPES = {"fp32": jnp.float32, "float32": jnp.float32, "bf16": jnp.bfloat16, "bfloat16": jnp.bfloat16,
-          "fp16": jnp.float16, "float16": jnp.float16}
+          "fp16": jnp.float16, "float16": jnp.float16, "fp64": jnp.float64, "float64": jnp.float64}
 
 
 def compute_dtype(name: str | jnp.dtype) -> jnp.dtype:
     """'fp32' | 'bf16' | 'fp16' (or a dtype) -> a jnp dtype."""
     if not isinstance(name, str):
-        return jnp.dtype(name)
-    try:
-        return DTYPES[name.lower()]
-    except KeyError:
-        raise ValueError(f"unknown precision {name!r}: expected one of {sorted(DTYPES)}") from None
+        dtype = jnp.dtype(name)
+    else:
+        try:
+            dtype = jnp.dtype(DTYPES[name.lower()])
+        except KeyError:
+            raise ValueError(f"unknown precision {name!r}: expected one of {sorted(DTYPES)}") from None
+    if dtype == jnp.float64 and not jax.config.jax_enable_x64:
+        raise ValueError("precision fp64 needs 64-bit JAX: call jax.config.update('jax_enable_x64', True) first "
+                         "(or run inside `with jax.enable_x64(True):`)")
+    return dtype
+
+
+def wide(dtype: jnp.dtype) -> jnp.dtype:
+    """Parameter / accumulation / LayerNorm / softmax dtype for a compute dtype: float64 in the fp64 check mode,
+    float32 otherwise (bf16 and fp16 compute accumulate in float32)."""
+    return jnp.dtype(jnp.float64) if jnp.dtype(dtype) == jnp.float64 else jnp.dtype(jnp.float32)
 
 
 def precision(dtype: jnp.dtype) -> jax.lax.Precision:
     """Matmul precision for a compute dtype: float32 means exact float32 (GPUs would otherwise use TF32 and TPUs
     bf16 passes for "DEFAULT"), the parity mode; lower dtypes use the hardware's default."""
-    return jax.lax.Precision.HIGHEST if jnp.dtype(dtype) == jnp.float32 else jax.lax.Precision.DEFAULT
+    return jax.lax.Precision.HIGHEST if jnp.dtype(dtype) in (jnp.float32, jnp.float64) else jax.lax.Precision.DEFAULT
 
 
 def gelu(x: jax.Array) -> jax.Array:
@@ -53,18 +68,18 @@ def activation(name: str):
 
 def linear(din: int, dout: int, *, dtype: jnp.dtype, rngs: nnx.Rngs, use_bias: bool = True) -> nnx.Linear:
     # torch.nn.Linear-like init is irrelevant for converted weights; normal(0.02) matches HF's BERT/DeBERTa init.
-    return nnx.Linear(din, dout, use_bias=use_bias, dtype=dtype, param_dtype=jnp.float32, precision=precision(dtype),
+    return nnx.Linear(din, dout, use_bias=use_bias, dtype=dtype, param_dtype=wide(dtype), precision=precision(dtype),
                       kernel_init=nnx.initializers.normal(0.02), rngs=rngs)
 
 
-def layer_norm(dim: int, eps: float, *, rngs: nnx.Rngs) -> nnx.LayerNorm:
-    # Two-pass variance in float32, as torch.nn.LayerNorm.
-    return nnx.LayerNorm(dim, epsilon=eps, dtype=jnp.float32, param_dtype=jnp.float32,
+def layer_norm(dim: int, eps: float, *, rngs: nnx.Rngs, dtype: jnp.dtype = jnp.float32) -> nnx.LayerNorm:
+    # Two-pass variance in float32 (float64 in the fp64 mode), as torch.nn.LayerNorm.
+    return nnx.LayerNorm(dim, epsilon=eps, dtype=wide(dtype), param_dtype=wide(dtype),
                          use_fast_variance=False, rngs=rngs)
 
 
-def embed(num: int, dim: int, *, rngs: nnx.Rngs) -> nnx.Embed:
-    return nnx.Embed(num, dim, param_dtype=jnp.float32, embedding_init=nnx.initializers.normal(0.02), rngs=rngs)
+def embed(num: int, dim: int, *, rngs: nnx.Rngs, dtype: jnp.dtype = jnp.float32) -> nnx.Embed:
+    return nnx.Embed(num, dim, param_dtype=wide(dtype), embedding_init=nnx.initializers.normal(0.02), rngs=rngs)
 
 
 def dropout(rate: float, *, rngs: nnx.Rngs) -> nnx.Dropout:
@@ -77,7 +92,7 @@ class DenseResidualNorm(nnx.Module):
 
     def __init__(self, din: int, dout: int, eps: float, dropout_rate: float, *, dtype: jnp.dtype, rngs: nnx.Rngs):
         self.dense = linear(din, dout, dtype=dtype, rngs=rngs)
-        self.LayerNorm = layer_norm(dout, eps, rngs=rngs)
+        self.LayerNorm = layer_norm(dout, eps, rngs=rngs, dtype=dtype)
         self.dropout = dropout(dropout_rate, rngs=rngs)
 
     def __call__(self, x: jax.Array, residual: jax.Array) -> jax.Array:
@@ -96,11 +111,11 @@ class DenseAct(nnx.Module):
 
 
 def masked_softmax(scores: jax.Array, mask: jax.Array) -> jax.Array:
-    """Softmax over the last axis in float32; masked entries get probability exactly 0.
+    """Softmax over the last axis in float32 (float64 for float64 scores); masked entries get probability 0.
 
     Rows that are fully masked come out all zero (DeBERTa's XSoftmax semantics), not uniform.
     """
-    scores = scores.astype(jnp.float32)
-    scores = jnp.where(mask, scores, jnp.finfo(jnp.float32).min)
+    scores = scores.astype(wide(scores.dtype))
+    scores = jnp.where(mask, scores, jnp.finfo(scores.dtype).min)
     probs = jax.nn.softmax(scores, axis=-1)
     return jnp.where(mask, probs, 0.0)

@@ -100,12 +100,12 @@ def projection(din: int, hidden: int, dout: int, *, eps: float, layer_norm: bool
     """The reference's `_get_projection_layer`: [Dropout, Linear, act, Dropout, Linear, (LayerNorm)] by index."""
     return nnx.List([layers.dropout(0.1, rngs=rngs), layers.linear(din, hidden, dtype=dtype, rngs=rngs), None,
                      layers.dropout(0.1, rngs=rngs), layers.linear(hidden, dout, dtype=dtype, rngs=rngs),
-                     layers.layer_norm(dout, eps, rngs=rngs) if layer_norm else None])
+                     layers.layer_norm(dout, eps, rngs=rngs, dtype=dtype) if layer_norm else None])
 
 
 def project(seq: nnx.List, act: Any, x: jax.Array) -> jax.Array:
     x = seq[4](seq[3](act(seq[1](seq[0](x)))))
-    return seq[5](x) if seq[5] is not None else x.astype(jnp.float32)
+    return seq[5](x) if seq[5] is not None else x.astype(layers.wide(x.dtype))
 
 
 class PoolerEndLogits(nnx.Module):
@@ -116,7 +116,7 @@ class PoolerEndLogits(nnx.Module):
 
     def __init__(self, hidden: int, eps: float, out: int, *, dtype: jnp.dtype, rngs: nnx.Rngs):
         self.dense_0 = layers.linear(2 * hidden, hidden, dtype=dtype, rngs=rngs)
-        self.LayerNorm = layers.layer_norm(hidden, eps, rngs=rngs)
+        self.LayerNorm = layers.layer_norm(hidden, eps, rngs=rngs, dtype=dtype)
         self.dense_1 = layers.linear(hidden, out, dtype=dtype, rngs=rngs)
         self.hidden = hidden
         self.dtype = dtype
@@ -125,18 +125,19 @@ class PoolerEndLogits(nnx.Module):
         """h [B, Lt, H], h_start [B, S, H] -> logits [B, S, Lt, out] (unmasked)."""
         k = self.dense_0.kernel.get_value().astype(self.dtype)
         b = self.dense_0.bias.get_value()
-        pos = jnp.einsum("blh,hk->blk", h.astype(self.dtype), k[: self.hidden], preferred_element_type=jnp.float32,
-                            precision=layers.precision(self.dtype))
-        start = jnp.einsum("bsh,hk->bsk", h_start.astype(self.dtype), k[self.hidden:],
-                           preferred_element_type=jnp.float32,
-                            precision=layers.precision(self.dtype))
+        acc, prec = layers.wide(self.dtype), layers.precision(self.dtype)
+        pos = jnp.einsum("blh,hk->blk", h.astype(self.dtype), k[: self.hidden], preferred_element_type=acc,
+                         precision=prec)
+        start = jnp.einsum("bsh,hk->bsk", h_start.astype(self.dtype), k[self.hidden:], preferred_element_type=acc,
+                           precision=prec)
         x = jnp.tanh(pos[:, None] + start[:, :, None] + b)
-        return self.dense_1(self.LayerNorm(x)).astype(jnp.float32)
+        return self.dense_1(self.LayerNorm(x)).astype(layers.wide(self.dtype))
 
 
 def _mask(logits: jax.Array, masked: jax.Array) -> jax.Array:
     """The reference's `logits * (1 - mask) - 1e30 * mask` (masked -> exactly -1e30)."""
-    return jnp.where(masked, jnp.float32(NEG), logits.astype(jnp.float32))
+    logits = logits.astype(layers.wide(logits.dtype))
+    return jnp.where(masked, jnp.asarray(NEG, logits.dtype), logits)
 
 
 def _gather(x: jax.Array, idx: jax.Array) -> jax.Array:
@@ -241,7 +242,7 @@ class SpanReader(_ReaderBase):
         ment = self._embed(_gather(features, m_start), _gather(features, m_end))
         sym = _gather(features, symbol_pos)
         cand = self._embed(sym, sym)
-        logits = jnp.einsum("bmk,bck->bmc", ment, cand, preferred_element_type=jnp.float32,
+        logits = jnp.einsum("bmk,bck->bmc", ment, cand, preferred_element_type=layers.wide(self.dtype),
                             precision=layers.precision(self.dtype))
         logits = _mask(logits, ~valid[..., None] | ~symbol_valid[:, None, :])
         probs = jax.nn.softmax(logits, axis=-1)
@@ -276,7 +277,7 @@ class TripletReader(_ReaderBase):
             type_sym = _gather(features, type_pos)
             ent_proj = project(self.re_entities_projector, self.act, ent)
             def_proj = project(self.re_definition_projector, self.act, type_sym)
-            tl = jnp.einsum("bmk,btk->bmt", ent_proj, def_proj, preferred_element_type=jnp.float32,
+            tl = jnp.einsum("bmk,btk->bmt", ent_proj, def_proj, preferred_element_type=layers.wide(self.dtype),
                             precision=layers.precision(self.dtype))
             tl = _mask(tl, ~valid[..., None] | ~type_valid[:, None, :])
             tp = jax.nn.sigmoid(tl)

@@ -111,3 +111,17 @@ def test_export_round_trips_through_transformers(tmp_path):
     back = TorchModel.from_pretrained(tmp_path / "b").eval()
     for (k, v), (k2, v2) in zip(ref.state_dict().items(), back.state_dict().items(), strict=True):
         assert k == k2 and torch.equal(v, v2), k
+
+
+def test_fp64_needs_x64_and_says_so():
+    import jax
+    import pytest
+
+    from relik_jax import layers
+
+    with jax.enable_x64(False), pytest.raises(ValueError, match="jax_enable_x64"):
+        layers.compute_dtype("fp64")
+    with jax.enable_x64(True):
+        assert layers.compute_dtype("fp64") == jax.numpy.float64
+        assert layers.wide(layers.compute_dtype("fp64")) == jax.numpy.float64
+    assert layers.wide(layers.compute_dtype("bf16")) == jax.numpy.float32

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import hashlib
 import importlib.metadata
 import json
@@ -299,9 +300,11 @@ class ForwardCapture:
     """Records inputs/outputs of every `RelikReader*Model.forward` call (one call = one reader batch) and the
     batch's bookkeeping (which windows/patches/candidates), taken from the reader's `_batch_predict` call."""
 
-    def __init__(self, reader: Any) -> None:
+    def __init__(self, reader: Any, f64: bool = True) -> None:
         self.reader = reader
         self.model = reader.relik_reader_model
+        self.f64 = f64
+        self.model64: torch.nn.Module | None = None
         self.batches: list[dict[str, Any]] = []
         self._orig = self.model.forward
         self._orig_batch_predict = reader._batch_predict
@@ -325,6 +328,13 @@ class ForwardCapture:
             inputs = {k: _np(kwargs[k]).copy() for k in INPUT_KEYS if isinstance(kwargs.get(k), torch.Tensor)}
             out = self._orig(*args, **kwargs)
             arrays: dict[str, np.ndarray] = dict(inputs)
+            # The same batch through a float64 copy of the model: the exact values, to tell a port's arithmetic
+            # from fp32 rounding (which alone moves the reference's |logit| ~ 100 outputs by up to ~4e-4).
+            with torch.no_grad():
+                out64 = self.model64(*args, **kwargs) if self.f64 else {}
+            for k, v in out64.items():
+                if k.endswith("_logits") and isinstance(v, torch.Tensor) and v.is_floating_point():
+                    arrays[k + "_f64"] = _np(v)
             for k, v in out.items():
                 if isinstance(v, torch.Tensor):
                     arrays[k] = _np(v)
@@ -341,6 +351,8 @@ class ForwardCapture:
             self.batches.append({"arrays": arrays, "meta": meta})
             return out
 
+        if self.f64:
+            self.model64 = copy.deepcopy(self.model).double().eval()
         self.model.forward = wrapped
         self.reader._batch_predict = batch_predict
         return self
@@ -495,7 +507,7 @@ def calibrate_reader(
     def run(module: torch.nn.Module) -> tuple[list[torch.Tensor], list[dict]]:
         t = time.time()
         cap = HeadCapture(module)
-        with ForwardCapture(reader) as fwd:
+        with ForwardCapture(reader, f64=False) as fwd:  # the copy would carry cap's hook too
             reader.read(samples=samples_fn(), max_batch_size=32, annotation_type="char", **read_kwargs)
         cap.close()
         log(
