@@ -524,6 +524,8 @@ def load_splits(config: ml_collections.ConfigDict) -> dict[str, list[LabelledWin
     from relik_jax import datasets
 
     name = config.dataset
+    if config.get("data_format", "jsonl") == "tfds" and name not in ("conll04", "nyt", "rebel", "windows"):
+        raise ValueError(f"config.data_format='tfds' reads prepared conll04, nyt, rebel or windows data, not {name!r}")
     if name == "toy":
         from relik_jax import toy_data
 

@@ -45,8 +45,8 @@ try:
     import tensorflow_datasets as tfds
 except ImportError as e:  # an optional extra: say how to get it
     raise ImportError(
-        "relik_jax.tfds_builders needs tensorflow-datasets and array_record (no TensorFlow): "
-        "pip install 'relik-jax[data]'  (or: pip install tensorflow-datasets array-record)"
+        "relik_jax.tfds_builders needs tensorflow-datasets, array-record and importlib-resources (no TensorFlow): "
+        "pip install 'relik-jax[data]'  (or: pip install tensorflow-datasets array-record importlib-resources)"
     ) from e
 
 from relik_jax import datasets as D
@@ -589,10 +589,10 @@ def training_windows(config: Any, prepare_missing: bool = True) -> tuple[dict[st
     data_dir = config.get("tfds_data_dir", "") or None
     if name == "windows":
         wcfg: Any = None
-    elif name in ("conll04", "nyt", "rebel", "aida"):
+    elif name in ("conll04", "nyt", "rebel"):
         wcfg = window_config(config.window_size or None, config.window_stride, bool(config.use_dataset_words))
     else:
-        raise ValueError(f"data_format='tfds' supports datasets conll04, nyt, rebel, aida and windows, not {name!r}")
+        raise ValueError(f"data_format='tfds' supports datasets conll04, nyt, rebel and windows, not {name!r}")
     if prepare_missing and name != "windows" and not get_builder(name, data_dir, wcfg).is_prepared():
         prepare(name, data_dir, wcfg)
     rows, meta = {}, {}

@@ -27,8 +27,10 @@ from relik_jax.reader_training import (
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("tfds")
-    for name in ("conll04", "rebel"):
-        T.prepare(name, out)
+    T.prepare("rebel", out)
+    assert not T.get_builder("conll04", out).is_prepared()
+    T.training_windows(cfg("conll04", data_format="tfds", tfds_data_dir=str(out)))  # prepares what is missing
+    assert T.get_builder("conll04", out).is_prepared()
     return out
 
 
@@ -153,6 +155,8 @@ def test_tfrecord_and_missing_data_are_clear_errors(data_dir, tmp_path):
         T.window_source("conll04", "valid", data_dir)
     with pytest.raises(ValueError, match="data_format"):
         load_splits(cfg("conll04", data_format="parquet"))
+    with pytest.raises(ValueError, match="reads prepared conll04, nyt, rebel or windows data, not 'toy'"):
+        load_splits(cfg("conll04", data_format="tfds", dataset="toy"))
 
 
 def test_tensorflow_is_never_imported(data_dir):
