@@ -337,8 +337,9 @@ def read_rebel_sample(path: str | Path | None = None, stats: RebelStats | None =
                     fixed[key] = _rebel_mention(text, ent, stats)
                 return fixed[key]
 
+            # label in the key: one span can carry two QIDs, and set order varies with PYTHONHASHSEED
             mentions = sorted(
-                {mention(e) for e in row["entities"] if e.get("boundaries")}, key=lambda m: (m.start, m.end)
+                {mention(e) for e in row["entities"] if e.get("boundaries")}, key=lambda m: (m.start, m.end, m.label)
             )
             triplets = [
                 TripletLabel(mention(t["subject"]), t["predicate"]["surfaceform"], mention(t["object"]))

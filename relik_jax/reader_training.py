@@ -489,11 +489,43 @@ def _windows(docs: Sequence[Any], config: ml_collections.ConfigDict) -> list[dic
     return list(labelled_windows(docs, size, config.window_stride, use_dataset_words=config.use_dataset_words))
 
 
+def rebel_splits(docs: Sequence[Any]) -> dict[str, list[Any]]:
+    """REBEL sample train / dev / test: the first 80% / next 10% / last 10% of the documents."""
+    n = len(docs)
+    cut = [int(n * 0.8), int(n * 0.9)]
+    return {"train": list(docs[: cut[0]]), "dev": list(docs[cut[0]: cut[1]]), "test": list(docs[cut[1]:])}
+
+
+def _split_windows(config: ml_collections.ConfigDict) -> tuple[dict[str, list[dict]], dict[str, dict]]:
+    """Labelled window rows per split and each split's sorted document `mention_labels` / `relations`: parsed from
+    the original files (`data_format` "jsonl", the default) or read from prepared TFDS array_record files
+    (`data_format` "tfds", `tfds_data_dir`; relik_jax.tfds_builders)."""
+    fmt = config.get("data_format", "jsonl")
+    if fmt == "tfds":
+        from relik_jax.tfds_builders import training_windows
+
+        return training_windows(config)
+    if fmt != "jsonl":
+        raise ValueError(f"config.data_format={fmt!r}: expected 'jsonl' (parse the original files) or 'tfds'")
+    from relik_jax import datasets
+
+    if config.dataset == "rebel":
+        raw = rebel_splits(list(datasets.read_rebel_sample()))
+    else:
+        reader = datasets.read_conll04 if config.dataset == "conll04" else datasets.read_nyt
+        raw = {s: list(reader(config.get(f"{s}_split", s))) for s in ("train", "dev", "test")}
+    labels = {s: {"mention_labels": sorted({m.label for d in docs for m in d.mentions}),
+                  "relations": sorted({t.relation for d in docs for t in d.triplets})} for s, docs in raw.items()}
+    return {s: _windows(docs, config) for s, docs in raw.items()}, labels
+
+
 def load_splits(config: ml_collections.ConfigDict) -> dict[str, list[LabelledWindow]]:
     """Labelled windows with candidates for train / dev / test, per `config.dataset`."""
     from relik_jax import datasets
 
     name = config.dataset
+    if config.get("data_format", "jsonl") == "tfds" and name not in ("conll04", "nyt", "rebel", "windows"):
+        raise ValueError(f"config.data_format='tfds' reads prepared conll04, nyt, rebel or windows data, not {name!r}")
     if name == "toy":
         from relik_jax import toy_data
 
@@ -529,25 +561,21 @@ def load_splits(config: ml_collections.ConfigDict) -> dict[str, list[LabelledWin
             out[split] = rows
         return out
     if name in ("conll04", "nyt"):
-        reader = datasets.read_conll04 if name == "conll04" else datasets.read_nyt
-        raw = {s: list(reader(config.get(f"{s}_split", s))) for s in ("train", "dev", "test")}
+        windows, labels = _split_windows(config)
         relations = list(config.relations) if config.get("relations") else sorted(
-            {t.relation for docs in raw.values() for d in docs for t in d.triplets})
-        types = sorted({m.label for d in raw["train"] for m in d.mentions}) if config.get("entity_types") else None
+            {r for m in labels.values() for r in m["relations"]})
+        types = list(labels["train"]["mention_labels"]) if config.get("entity_types") else None
         return {s: [LabelledWindow.from_dict(w, triplet_candidates=relations, span_candidates=types)
-                    for w in _windows(docs, config)] for s, docs in raw.items()}
+                    for w in rows] for s, rows in windows.items()}
     if name == "rebel":
-        docs = list(datasets.read_rebel_sample())
-        n = len(docs)
-        cut = [int(n * 0.8), int(n * 0.9)]
-        raw = {"train": docs[: cut[0]], "dev": docs[cut[0]: cut[1]], "test": docs[cut[1]:]}
-        titles = sorted({m.label for d in docs for m in d.mentions})
-        relations = sorted({t.relation for d in docs for t in d.triplets})
+        windows, labels = _split_windows(config)
+        titles = sorted({t for m in labels.values() for t in m["mention_labels"]})
+        relations = sorted({r for m in labels.values() for r in m["relations"]})
         rng = np.random.default_rng(config.seed)
         out = {}
-        for split, ds in raw.items():
+        for split, ws in windows.items():
             rows = []
-            for w in _windows(ds, config):
+            for w in ws:
                 gold_e = sorted({lab for _, _, lab in w["window_labels"]})
                 gold_r = sorted({t["relation"] for t in w.get("window_triplet_labels", [])})
                 ents = _with_negatives(gold_e, titles, config.num_candidates, rng)
@@ -555,6 +583,9 @@ def load_splits(config: ml_collections.ConfigDict) -> dict[str, list[LabelledWin
                 rows.append(LabelledWindow.from_dict(w, span_candidates=ents, triplet_candidates=rels))
             out[split] = rows
         return out
+    if name == "windows" and config.get("data_format", "jsonl") == "tfds":
+        windows, _ = _split_windows(config)
+        return {s: [LabelledWindow.from_dict(d) for d in rows] for s, rows in windows.items()}
     if name == "windows":  # windowized JSONL files with candidates (e.g. AIDA after a retriever run)
         return {s: [LabelledWindow.from_dict(d) for d in datasets.read_jsonl(config[f"{s}_windows"])]
                 for s in ("train", "dev", "test")}
@@ -868,6 +899,8 @@ def default_config() -> ml_collections.ConfigDict:
     c.max_dev_windows = 0
     c.max_test_windows = 0
     c.skip_empty = False
+    c.data_format = "jsonl"  # jsonl: parse the original files | tfds: prepared array_record (relik_jax.tfds_builders)
+    c.tfds_data_dir = ""  # tfds: prepared datasets' root ("" = ~/.cache/relik-jax/tfds; prepared there when missing)
     # augmentation (reference defaults: EL shuffle 0.5 + drop gold 0.05; RE flip 1.0)
     c.shuffle_candidates = 0.5
     c.random_drop_gold_candidates = 0.05

@@ -104,6 +104,9 @@ def test_rebel_sample_and_relation_definitions():
     surfaces = {(r["docid"], e["uri"], e["surfaceform"]) for r in raw for e in r["entities"]}
     assert {(d.doc_id, m.label, m.text) for d in docs for m in d.mentions} == surfaces
     assert sum(len(d.mentions) for d in docs) == 10977
+    # 20 spans carry two QIDs: mentions are ordered by (start, end, label), not by set order (PYTHONHASHSEED)
+    assert sum(len(d.mentions) - len({(m.start, m.end) for m in d.mentions}) for d in docs) == 20
+    assert all(d.mentions == sorted(d.mentions, key=lambda m: (m.start, m.end, m.label)) for d in docs)
     assert sum(len(d.triplets) for d in docs) == 2868
     assert len({t.relation for d in docs for t in d.triplets}) == 186
     t = docs[0].triplets[0]
