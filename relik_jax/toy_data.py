@@ -10,7 +10,7 @@ vocabulary on the toy text ([PAD]/[CLS]/[SEP]/[UNK] = 0..3, [MASK] added after t
 from __future__ import annotations
 
 import numpy as np
-from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers
 
 from relik_jax.datasets import Document, Mention, TripletLabel
 
@@ -91,17 +91,23 @@ def _offsets(text: str) -> list[tuple[int, int]]:
     return out
 
 
-def toy_tokenizer(vocab_size: int = 400) -> Tokenizer:
-    """WordPiece tokenizer trained on the toy world (names, titles, templates, relation names)."""
+def toy_tokenizer(vocab_size: int = 1000) -> Tokenizer:
+    """WordPiece tokenizer over the toy world (names, titles, templates, relation names): every word of it is one
+    piece, plus every character (and `##` continuation) for anything else. Built, not trained, so that the ids are
+    the same in every process (WordPiece training breaks frequency ties in hash-map order)."""
     corpus = [t for t, _, _ in TEMPLATES] + all_titles() + PEOPLE + ORGS + CITIES + RELATIONS
     corpus += [" ".join(r.split("_")) for r in RELATIONS] + ["person company city PER ORG LOC --NME--"]
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    normalizer, pre_tokenizer = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+    words = {w for text in corpus for w, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text))}
+    chars = sorted({c for w in words for c in w})
+    pieces = ["[PAD]", "[CLS]", "[SEP]", "[UNK]"] + chars + ["##" + c for c in chars] + sorted(words - set(chars))
+    if len(pieces) > vocab_size:
+        raise ValueError(f"toy vocabulary needs {len(pieces)} pieces, vocab_size is {vocab_size}")
+    tok = Tokenizer(models.WordPiece({p: i for i, p in enumerate(pieces)}, unk_token="[UNK]"))
+    tok.normalizer = normalizer
+    tok.pre_tokenizer = pre_tokenizer
     tok.decoder = decoders.WordPiece()
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=["[PAD]", "[CLS]", "[SEP]", "[UNK]"],
-                                        show_progress=False)
-    tok.train_from_iterator(corpus * 4, trainer)
+    tok.add_special_tokens([AddedToken(t, normalized=False, special=True) for t in pieces[:4]])
     # [MASK] as an added token right before the reader symbols, as in DeBERTa-v3 (the span reader's symbol-id
     # threshold at inference is one below the first symbol: relik-reference.md §1.3)
     tok.add_special_tokens([AddedToken("[MASK]", normalized=False, special=True)])

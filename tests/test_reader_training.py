@@ -189,3 +189,17 @@ def test_resume_continues_at_the_right_step(tmp_path):
     assert (tmp_path / "best" / "reader_config.json").is_file()
     assert json.loads((tmp_path / "results.json").read_text())["steps"] == 6
     assert r2["train_step_compiles"] == 1  # one L bucket, floored S/M/C: one train-step shape
+
+
+def test_toy_tokenizer_is_the_same_in_every_process():
+    """Checkpoints trained on the toy world are reloaded by other processes: the vocabulary must not depend on the
+    hash seed (a trained WordPiece breaks frequency ties in hash-map order)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import json; from relik_jax.toy_data import toy_tokenizer; "
+            "print(json.dumps(sorted(toy_tokenizer().get_vocab().items())))")
+    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
+    assert len(outs) == 1 and len(json.loads(outs.pop())) > 100
