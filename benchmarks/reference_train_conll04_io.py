@@ -126,8 +126,8 @@ def _pred(rows: list[dict]) -> list[list[tuple]]:
 
 
 def score(out: Path, results: Path, tag: str = "") -> None:
-    windows = {s: datasets.read_jsonl(out / f"{s}.jsonl") for s in ("dev", "test")}
-    gold = {s: _gold(list(v)) for s, v in windows.items()}
+    windows = {s: list(datasets.read_jsonl(out / f"{s}.jsonl")) for s in ("dev", "test")}
+    gold = {s: _gold(v) for s, v in windows.items()}
     preds = {}
     for line in (out / f"reference_predictions{tag}.jsonl").read_text().splitlines():
         d = json.loads(line)
