@@ -4,6 +4,7 @@ steps reduce the loss, and resume from a checkpoint continues at the right step.
 import json
 
 import numpy as np
+import pytest
 from flax import nnx
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
 
@@ -203,3 +204,32 @@ def test_toy_tokenizer_is_the_same_in_every_process():
     outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
     assert len(outs) == 1 and len(json.loads(outs.pop())) > 100
+
+
+def test_fresh_heads_start_like_the_reference():
+    """head_init='reference': every head Linear ~ U(+-1/sqrt(fan_in)) weights and biases (torch.nn.Linear's default,
+    which the reference's heads keep); the backbone is untouched; 'normal' keeps N(0, 0.02) and zero biases."""
+    from relik_jax.reader_training import build_training_reader, default_config
+
+    c = default_config()
+    c.linears_hidden_size = 32
+    _, ref_model, _, _ = build_training_reader(c)
+    c.head_init = "normal"
+    _, normal_model, _, _ = build_training_reader(c)
+    heads = 0
+    for (path, a), (_, b) in zip(nnx.iter_graph(ref_model), nnx.iter_graph(normal_model), strict=True):
+        if not isinstance(a, nnx.Linear):
+            continue
+        ka, kb = np.asarray(a.kernel.get_value()), np.asarray(b.kernel.get_value())
+        if path[0] == "transformer_model":
+            np.testing.assert_array_equal(ka, kb)
+            continue
+        heads += 1
+        bound = 1 / np.sqrt(ka.shape[0])
+        assert np.abs(ka).max() <= bound and np.abs(ka).max() > 0.9 * bound, path
+        assert 0 < np.abs(np.asarray(a.bias.get_value())).max() <= bound, path
+        assert np.abs(np.asarray(b.bias.get_value())).max() == 0 and kb.std() < 0.03, path
+    assert heads >= 6
+    c.head_init = "xavier"
+    with pytest.raises(ValueError, match="head_init"):
+        build_training_reader(c)
