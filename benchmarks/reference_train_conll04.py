@@ -20,6 +20,12 @@ the batch plan (rows grouped by length bucket 64/128/256/512, 1024 // L rows up 
 class's cosine-with-restarts), gradient clipping at 1.0, AdamW without weight decay on biases and every LayerNorm
 weight (ours: bias / scale / LayerNorm), dev evaluation at steps 250 and 500 keeping the better state, then the dev
 relation-threshold grid.
+
+`--lockstep` (after the companion's `lockstep` step): the same training with every random stream shared with ours.
+The initial weights are saved as a reference reader folder (`DIR/lockstep/init_reader`, our run starts from it with
+`--config.init=reader`), the batches are our run's exact batches in the reference's format
+(`DIR/lockstep/step_*.npz`), and all dropout is off (every sub-module in eval mode; the model's training branch
+still computes the losses), as `--config.dropout=0` on our side. Per-step losses go to `reference_losses<tag>.jsonl`.
 """
 
 from __future__ import annotations
@@ -163,6 +169,16 @@ def boundaries_f1(rows: list[dict], path: Path) -> float:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def lockstep_stream(folder: Path, steps: int):
+    """Our run's batches (the companion's `lockstep` files) as the reference model's forward arguments."""
+    for step in range(1, steps + 1):
+        path = folder / f"step_{step:04d}.npz"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: run the companion's `lockstep --steps {steps}` first")
+        with np.load(path) as z:
+            yield {k: torch.from_numpy(z[k]) for k in z.files}
+
+
 def check_rows(tokenizer, rel_syms, type_syms, out: Path) -> dict:
     """The reference's inference rows of the first dev windows vs ours (our_dev_rows.jsonl from the export)."""
     ours = [json.loads(x) for x in (out / "our_dev_rows.jsonl").read_text().splitlines()]
@@ -226,6 +242,11 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--head-init", choices=("reference", "ours"), default="reference",
                    help="reference = the package's (torch default Linear init); ours = normal(0.02), zero biases")
+    p.add_argument("--lockstep", action="store_true",
+                   help="train on our run's batches (DIR/lockstep) with dropout off; save the initial weights first")
+    p.add_argument("--init-from", type=Path, default=None,
+                   help="start from this saved reader folder's weights (model.safetensors) instead of a fresh init")
+    p.add_argument("--no-final-eval", action="store_true", help="stop after training (no threshold grid / test)")
     p.add_argument("--tag", default="", help="suffix of the run files (reference_run<tag>.json, predictions)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
@@ -249,6 +270,15 @@ def main() -> None:
     model = reader.relik_reader_model
     if a.head_init == "ours":
         head_init_ours(model, a.seed)
+    if a.init_from:  # e.g. the companion's `perturb` copy of a saved initial reader
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(str(a.init_from / "model.safetensors")))
+        log(f"initial weights from {a.init_from}")
+    if a.lockstep:
+        folder = out / "lockstep"
+        reader.save_pretrained(str(folder), model_name=f"init_reader{a.tag}")
+        log(f"initial weights saved: {folder / f'init_reader{a.tag}'}")
     reader.dataset = make_dataset(tokenizer, rel_syms, type_syms, None, True, 0.0)  # for read()
     n_params = sum(q.numel() for q in model.parameters())
     log(f"reference reader: {n_params:,} parameters, vocab {model.transformer_model.config.vocab_size}, "
@@ -269,7 +299,9 @@ def main() -> None:
 
     train_ds = make_dataset(tokenizer, rel_syms, type_syms, out / "train.jsonl", False, 1.0)
     train_ds.skip_empty_training_samples = False  # ours keeps every labelled window (all 922 have triplets)
-    stream = train_stream(train_ds, a.seed, a.token_batch_size, a.max_rows)
+    stream = (lockstep_stream(out / "lockstep", a.steps) if a.lockstep
+              else train_stream(train_ds, a.seed, a.token_batch_size, a.max_rows))
+    loss_log = (out / f"reference_losses{a.tag}.jsonl").open("w")
     best = {"step": -1, "f1": -1.0, "state": None}
     timing = {"train": 0.0, "host": 0.0, "eval": 0.0}
     rows_seen = tokens_seen = padded_seen = 0
@@ -280,13 +312,16 @@ def main() -> None:
         batch = next(stream)
         t1 = time.perf_counter()
         timing["host"] += t1 - t0
-        reader.train()
+        if a.lockstep:  # no dropout anywhere; the top module's flag keeps the training (loss) branch
+            reader.eval()
+            model.training = True
+        else:
+            reader.train()
         out_d = reader(**batch)
         loss = out_d["loss"]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if a.grad_clip:
-            torch.nn.utils.clip_grad_norm_(reader.parameters(), a.grad_clip)
+        grad_norm = torch.nn.utils.clip_grad_norm_(reader.parameters(), a.grad_clip or float("inf"))
         optimizer.step()
         scheduler.step()
         timing["train"] += time.perf_counter() - t1
@@ -295,6 +330,7 @@ def main() -> None:
         padded_seen += int(batch["input_ids"].numel())
         losses.append({k: float(out_d[k]) for k in ("loss", "ned_start_loss", "ned_end_loss", "re_loss",
                                                     "ned_type_loss") if k in out_d})
+        loss_log.write(json.dumps({"step": step, **losses[-1], "grad_norm": float(grad_norm)}) + "\n")
         if step % 10 == 0 or step == a.steps:
             mean = {k: float(np.mean([x[k] for x in losses])) for k in losses[-1]}
             losses = []
@@ -309,11 +345,18 @@ def main() -> None:
             if f1 >= best["f1"]:  # ties: the later model (as ours)
                 best = {"step": step, "f1": f1, "state": copy.deepcopy(reader.state_dict())}
     train_s = time.perf_counter() - t_loop
+    loss_log.close()
+    if a.lockstep:  # the trained weights, to compare parameter by parameter with ours
+        reader.save_pretrained(str(out / "lockstep"), model_name=f"final_reader{a.tag}")
     if best["state"] is not None:
         reader.load_state_dict(best["state"])
     t = time.perf_counter()
     grid = {}
     with (out / f"reference_predictions{a.tag}.jsonl").open("w") as f:
+        if a.no_final_eval:
+            f.close()
+            log(f"done: {a.steps} steps (no final evaluation)")
+            return
         for thr in THRESHOLDS:
             rows = predict(reader, out / "dev.jsonl", thr)
             f.write(json.dumps({"split": "dev", "threshold": thr, "windows": rows}) + "\n")

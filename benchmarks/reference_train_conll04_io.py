@@ -5,11 +5,15 @@ reference-package CoNLL04 training run that must be identical on both sides.
             5 relations as triplet candidates, the 4 entity types as span candidates) as the reference's windowized
             JSONL (§4.3), plus our token rows of the first dev windows (to check the reference builds the same
             rows) and our training-batch statistics (rows / tokens per step over the run's steps).
+    lockstep: the exact training batches of our run (same examples, flips and batch plan, one file per step) in
+            the reference's batch format (`RelikREDataset` labels), for the reference script's `--lockstep`: both
+            sides then train the same model (the reference's initial weights, no dropout) on the same batches.
     score:  micro-F1 (boundaries / strict, `relik_jax.metrics.re_matching`) of the reference's char-level
             predictions per relation threshold; dev-optimal threshold (ties: the larger one, as
             `reader_training.train_reader`), then test with it. Writes benchmarks/results/reference_train_conll04.json.
 
     PYTHONPATH=$PWD /work/main/.venv/bin/python benchmarks/reference_train_conll04_io.py export --out DIR
+    PYTHONPATH=$PWD /work/main/.venv/bin/python benchmarks/reference_train_conll04_io.py lockstep --out DIR
     PYTHONPATH=$PWD /work/main/.venv/bin/python benchmarks/reference_train_conll04_io.py score --out DIR
 """
 
@@ -21,6 +25,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from tokenizers import Tokenizer
 
 from relik_jax import datasets
 from relik_jax.buckets import Buckets
@@ -29,11 +34,14 @@ from relik_jax.reader import ReaderConfig
 from relik_jax.reader_inputs import TokenizerInfo
 from relik_jax.reader_training import (
     THRESHOLDS,
+    Example,
     LabelledWindow,
     _windows,
     add_symbols,
     input_config,
+    load_splits,
     reader_symbols,
+    train_batch_plan,
     train_batches,
     triplet_example,
 )
@@ -53,6 +61,21 @@ def our_config():  # noqa: ANN201 (ml_collections.ConfigDict)
     return mod.get_config("cpu")
 
 
+def our_setup(config) -> tuple[ReaderConfig, Tokenizer, TokenizerInfo]:  # noqa: ANN001
+    """The reader config, tokenizer (+ symbols) and token info of our run (as reader_training builds them)."""
+    cfg = ReaderConfig(architecture="RelikReaderREModel", transformer_model=config.backbone,
+                       additional_special_symbols=config.max_relations,
+                       additional_special_symbols_types=config.entity_types + 1,
+                       linears_hidden_size=config.linears_hidden_size, entity_type_loss=True,
+                       add_entity_embedding=True)
+    tokenizer = load_tokenizer(resolve_encoder(config.backbone))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    add_symbols(tokenizer, reader_symbols(cfg))
+    info = dataclasses.replace(TokenizerInfo.from_tokenizer(tokenizer), model_max_length=config.max_length)
+    return cfg, tokenizer, info
+
+
 def export(out: Path, n_check: int) -> None:
     config = our_config()
     raw = {s: list(datasets.read_conll04(s)) for s in SPLITS}
@@ -70,17 +93,7 @@ def export(out: Path, n_check: int) -> None:
         windows[s] = rows
         datasets.write_jsonl(rows, out / f"{s}.jsonl")
     # our rows (no augmentation: the dev windows as they are) for the token-row check
-    cfg = ReaderConfig(architecture="RelikReaderREModel", transformer_model=config.backbone,
-                       additional_special_symbols=config.max_relations,
-                       additional_special_symbols_types=config.entity_types + 1,
-                       linears_hidden_size=config.linears_hidden_size, entity_type_loss=True,
-                       add_entity_embedding=True)
-    folder = resolve_encoder(config.backbone)
-    tokenizer = load_tokenizer(folder)
-    tokenizer.no_truncation()
-    tokenizer.no_padding()
-    add_symbols(tokenizer, reader_symbols(cfg))
-    info = dataclasses.replace(TokenizerInfo.from_tokenizer(tokenizer), model_max_length=config.max_length)
+    cfg, tokenizer, info = our_setup(config)
     check = []
     for w in windows["dev"][:n_check]:
         ex = triplet_example(LabelledWindow.from_dict(w), tokenizer, info, input_config(cfg, config))
@@ -114,6 +127,101 @@ def export(out: Path, n_check: int) -> None:
              "windows": {s: len(v) for s, v in windows.items()}, "config": config.to_dict()}
     (out / "our_stream_stats.json").write_text(json.dumps(stats, indent=2, default=str) + "\n")
     print(json.dumps({k: v for k, v in stats.items() if k != "config"}, indent=1))
+
+
+def reference_batch(examples: list[Example], length: int, pad_id: int) -> dict[str, np.ndarray]:
+    """Our training examples of one step in the batch format of the reference's `RelikREDataset` + collation:
+    start labels = mention index + 1 at each start, one end-label row per distinct start (-100 before it and on
+    non-text positions), `disambiguation_labels` [M, types + relations] (type one-hot; -100 padding rows),
+    `relation_labels` [M, M, relations] (-100 padding), the relation / type symbol masks. Real rows only (our
+    all-padding rows carry no labels), padded to our L bucket (attention-masked, so the same as the reference's
+    pad-to-longest)."""
+    b = len(examples)
+    n_s = max(len(x.starts) for x in examples)
+    n_m = max(len(x.mentions) for x in examples)
+    n_rel = int(examples[0].symbol_mask.sum())
+    n_typ = int(examples[0].type_mask.sum())
+    out = {"input_ids": np.full((b, length), pad_id, np.int64), "attention_mask": np.zeros((b, length), np.int64),
+           "token_type_ids": np.zeros((b, length), np.int64), "prediction_mask": np.ones((b, length), np.int64),
+           "special_symbols_mask": np.zeros((b, length), bool),
+           "special_symbols_mask_entities": np.zeros((b, length), bool),
+           "start_labels": np.full((b, length), -100, np.int64),
+           "end_labels": np.full((b, n_s, length), -100, np.float32),
+           "disambiguation_labels": np.full((b, n_m, n_typ + n_rel), -100, np.float32),
+           "relation_labels": np.full((b, n_m, n_m, n_rel), -100, np.float32)}
+    for i, x in enumerate(examples):
+        if int(x.symbol_mask.sum()) != n_rel or int(x.type_mask.sum()) != n_typ:
+            raise ValueError("rows of one reference batch must have the same candidate counts")
+        n = len(x)
+        pm = np.ones(length, bool)
+        pm[:n] = x.prediction_mask
+        out["input_ids"][i, :n] = x.input_ids
+        out["attention_mask"][i, :n] = 1
+        out["token_type_ids"][i, :n] = x.token_type_ids
+        out["prediction_mask"][i] = pm
+        out["special_symbols_mask"][i, :n] = x.symbol_mask
+        out["special_symbols_mask_entities"][i, :n] = x.type_mask
+        start = np.zeros(length, np.int64)
+        for k, (s, _) in enumerate(x.mentions):
+            start[s] = k + 1
+        out["start_labels"][i] = np.where(pm, -100, start)
+        for k, s in enumerate(x.starts):
+            row = np.zeros(length, np.float32)
+            if x.mask_preceding:
+                row[:s] = -100
+            for m, (ms, me) in enumerate(x.mentions):
+                if ms == s:
+                    row[me] = m + 1
+            out["end_labels"][i, k] = np.where(pm, -100, row)
+        nm = len(x.mentions)
+        out["disambiguation_labels"][i, :nm] = 0
+        out["disambiguation_labels"][i, :nm, :n_typ] = x.type_labels[:, :n_typ]
+        out["relation_labels"][i, :nm, :nm] = x.relation_labels
+    return out
+
+
+def lockstep(out: Path, steps: int) -> None:
+    config = our_config()
+    cfg, tokenizer, info = our_setup(config)
+    buckets = Buckets(seq_lens=tuple(config.seq_lens), token_budget=config.token_batch_size, max_rows=config.max_rows)
+    train = load_splits(config)["train"]  # exactly what train.py reads
+    plan = train_batch_plan(train, cfg, config, tokenizer, info, buckets)
+    check = train_batches(train, cfg, config, tokenizer, info, buckets)
+    folder = out / "lockstep"
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = tokens = 0
+    for step in range(1, steps + 1):
+        length, _, exs = next(plan)
+        ours = next(check)
+        ref = reference_batch(exs, length, info.pad_id)
+        b = len(exs)
+        if not (np.array_equal(ours["input_ids"][:b], ref["input_ids"])
+                and not ours["attention_mask"][b:].any()):
+            raise AssertionError(f"step {step}: the plan's rows differ from train_batches'")
+        np.savez(folder / f"step_{step:04d}.npz", **ref)
+        rows += b
+        tokens += int(ref["attention_mask"].sum())
+    meta = {"steps": steps, "rows": rows, "tokens": tokens, "seed": config.seed, "config": "configs/conll04.py:cpu"}
+    (folder / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    print(json.dumps(meta))
+
+
+def perturb(out: Path, source: str, eps: float, seed: int) -> None:
+    """A copy of a saved reader folder (DIR/lockstep/<source>) with every weight multiplied by (1 + eps * N(0, 1)):
+    eps ~ 1e-7 is float32 rounding, to measure how far rounding alone moves a training run's F1."""
+    import shutil
+
+    import safetensors.numpy as st
+
+    src = out / "lockstep" / source
+    dest = out / "lockstep" / f"{source}_perturbed{seed}"
+    shutil.copytree(src, dest, dirs_exist_ok=True)
+    rng = np.random.default_rng(seed)
+    weights = st.load_file(src / "model.safetensors")
+    jittered = {k: (v * (1 + eps * rng.standard_normal(v.shape))).astype(v.dtype) for k, v in weights.items()}
+    st.save_file(jittered, dest / "model.safetensors", metadata={"format": "pt"})
+    changed = sum(int((jittered[k] != v).sum()) for k, v in weights.items())
+    print(f"{dest}: {changed:,} of {sum(v.size for v in weights.values()):,} weights changed (eps {eps})")
 
 
 def _gold(windows: list[dict]) -> list[list[tuple]]:
@@ -161,7 +269,11 @@ def score(out: Path, results: Path, tag: str = "") -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("step", choices=("export", "score"))
+    p.add_argument("step", choices=("export", "lockstep", "perturb", "score"))
+    p.add_argument("--source", default="init_reader_lockstep", help="perturb: the reader folder in DIR/lockstep")
+    p.add_argument("--eps", type=float, default=1e-7, help="perturb: relative jitter of every weight")
+    p.add_argument("--seed", type=int, default=1, help="perturb: the jitter's seed")
+    p.add_argument("--steps", type=int, default=500, help="lockstep: training steps to write")
     p.add_argument("--out", type=Path, default=Path("/tmp/reference-conll04"),
                    help="work folder (windows JSONL, predictions; not in the repo: it holds dataset text)")
     p.add_argument("--n-check", type=int, default=20, help="export: dev windows whose token rows are compared")
@@ -170,6 +282,10 @@ def main() -> None:
     a = p.parse_args()
     if a.step == "export":
         export(a.out, a.n_check)
+    elif a.step == "lockstep":
+        lockstep(a.out, a.steps)
+    elif a.step == "perturb":
+        perturb(a.out, a.source, a.eps, a.seed)
     else:
         score(a.out, a.results, a.tag)
 

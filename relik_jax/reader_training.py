@@ -446,7 +446,9 @@ def build_training_reader(config: ml_collections.ConfigDict) -> tuple[ReaderConf
     from relik_jax.tokenization import load_tokenizer
 
     if config.init == "reader":
-        return load_reader(config.backbone)
+        cfg, model, tokenizer, tok_cfg = load_reader(config.backbone)
+        set_dropout(model, config.get("dropout", -1.0))
+        return cfg, model, tokenizer, tok_cfg
     task = config.task
     types = int(config.get("entity_types", 0) or 0)
     if task == "el":
@@ -485,7 +487,20 @@ def build_training_reader(config: ml_collections.ConfigDict) -> tuple[ReaderConf
         torch_default_head_init(model, seed=config.seed)
     elif head_init != "normal":
         raise ValueError(f"config.head_init={head_init!r}: expected 'reference' or 'normal'")
+    set_dropout(model, config.get("dropout", -1.0))
     return cfg, model, tokenizer, {"model_max_length": int(config.max_length)}
+
+
+def set_dropout(model: nnx.Module, rate: float) -> None:
+    """Every dropout of `model` (backbone and heads) at `rate`; rate < 0 keeps the model's own rates. Rate 0 makes
+    training deterministic (the lockstep comparison with the reference, benchmarks/reference_train_conll04.py)."""
+    if rate < 0:
+        return
+    if rate >= 1:
+        raise ValueError(f"config.dropout={rate}: expected a rate in [0, 1) or < 0 for the model's own rates")
+    for _, node in nnx.iter_graph(model):
+        if isinstance(node, nnx.Dropout):
+            node.rate = float(rate)
 
 
 def torch_default_head_init(model: nnx.Module, *, seed: int = 0) -> None:
@@ -658,14 +673,10 @@ def epoch_examples(windows: Sequence[LabelledWindow], cfg: ReaderConfig, config:
     return out
 
 
-def train_batches(windows: Sequence[LabelledWindow], cfg: ReaderConfig, config: ml_collections.ConfigDict,
-                  tokenizer: Tokenizer, info: TokenizerInfo, buckets: Buckets) -> Iterator[dict[str, np.ndarray]]:
-    """Endless stream of training batches; epoch e uses RNG seed (config.seed, e)."""
-    typed = bool(cfg.additional_special_symbols_types)
-    k = int(config.train_min_mentions)
-    floors = {"S": k, "M": k, "C": buckets.count(cfg.additional_special_symbols + 1),
-              "R": buckets.count(cfg.additional_special_symbols),
-              "T": buckets.count(max(cfg.additional_special_symbols_types, 1))}
+def train_batch_plan(windows: Sequence[LabelledWindow], cfg: ReaderConfig, config: ml_collections.ConfigDict,
+                     tokenizer: Tokenizer, info: TokenizerInfo, buckets: Buckets
+                     ) -> Iterator[tuple[int, int, list[Example]]]:
+    """Endless stream of (L, padded rows, examples) per training step; epoch e uses RNG seed (config.seed, e)."""
     epoch = 0
     while True:
         rng = np.random.default_rng([config.seed, epoch])
@@ -673,9 +684,20 @@ def train_batches(windows: Sequence[LabelledWindow], cfg: ReaderConfig, config: 
         if not exs:
             raise ValueError("the training windows produced no examples (no labels / candidates?)")
         for length, rows, idx in plan_epoch(exs, buckets, rng):
-            yield collate([exs[i] for i in idx], length, rows, buckets, info.pad_id, span=cfg.is_span, typed=typed,
-                          min_sizes=floors)
+            yield length, rows, [exs[i] for i in idx]
         epoch += 1
+
+
+def train_batches(windows: Sequence[LabelledWindow], cfg: ReaderConfig, config: ml_collections.ConfigDict,
+                  tokenizer: Tokenizer, info: TokenizerInfo, buckets: Buckets) -> Iterator[dict[str, np.ndarray]]:
+    """Endless stream of padded training batches (`train_batch_plan` collated)."""
+    typed = bool(cfg.additional_special_symbols_types)
+    k = int(config.train_min_mentions)
+    floors = {"S": k, "M": k, "C": buckets.count(cfg.additional_special_symbols + 1),
+              "R": buckets.count(cfg.additional_special_symbols),
+              "T": buckets.count(max(cfg.additional_special_symbols_types, 1))}
+    for length, rows, exs in train_batch_plan(windows, cfg, config, tokenizer, info, buckets):
+        yield collate(exs, length, rows, buckets, info.pad_id, span=cfg.is_span, typed=typed, min_sizes=floors)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -908,6 +930,7 @@ def default_config() -> ml_collections.ConfigDict:
     # 'normal' = N(0, 0.02) weights, zero biases (HF-style). At the CPU CoNLL04 budget: 25.6 +- 1.0 (reference
     # package) vs 30.6 +- 5.9 test F1 (normal), benchmarks/results/reference_train_conll04*.json
     c.head_init = "reference"
+    c.dropout = -1.0  # < 0: the backbone's and heads' own dropout rates; >= 0: every dropout at this rate
     c.candidates_per_forward = 100  # EL symbols [E-0]..[E-(n-1)] (+ NME)
     c.max_relations = 24  # RE symbols [R-i] and relation candidates per row
     c.entity_types = 0  # cIE: number of entity-type candidates (symbols NME + [E-i]); 0 = plain RE

@@ -233,3 +233,33 @@ def test_fresh_heads_start_like_the_reference():
     c.head_init = "xavier"
     with pytest.raises(ValueError, match="head_init"):
         build_training_reader(c)
+
+
+def test_dropout_override():
+    """config.dropout: < 0 keeps the model's rates (BERT 0.1, heads 0.1); 0 switches every dropout off, so a
+    training-mode forward equals the eval-mode one (the lockstep comparison with the reference relies on it)."""
+    from relik_jax.reader_training import build_training_reader, epoch_examples, load_splits
+
+    def rates(model):
+        return {float(n.rate) for _, n in nnx.iter_graph(model) if isinstance(n, nnx.Dropout)}
+
+    c = tiny_config()
+    cfg, model, tok, _ = build_training_reader(c)
+    assert rates(model) == {0.1}
+    c.dropout = 0.0
+    cfg, model, tok, _ = build_training_reader(c)
+    assert rates(model) == {0.0}
+    info = TokenizerInfo.from_tokenizer(tok)
+    exs = epoch_examples(load_splits(c)["train"][:4], cfg, c, tok, info, None)
+    batch = collate(exs, 128, 4, Buckets(seq_lens=(128,)), info.pad_id, span=True)
+    model.eval()
+    eval_loss = float(loss_fn(model, batch)[0])
+    model.train()
+    assert float(loss_fn(model, batch)[0]) == eval_loss
+    c.dropout = 0.1
+    _, model, _, _ = build_training_reader(c)
+    model.train()
+    assert float(loss_fn(model, batch)[0]) != eval_loss
+    c.dropout = 1.0
+    with pytest.raises(ValueError, match="dropout"):
+        build_training_reader(c)
