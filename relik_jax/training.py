@@ -39,8 +39,16 @@ def _path_key(path: tuple) -> str:
 
 
 def tree_keys(params: Any) -> Any:
-    """A tree like `params` whose leaves are dotted path strings ('encoder.layer.0.attention...kernel')."""
-    return jax.tree_util.tree_map_with_path(lambda path, _: _path_key(path), params)
+    """A tree like `params` whose leaves are dotted path strings ('encoder.layer.0.attention...kernel').
+
+    An nnx.State flattens each Variable to its `.value`; that last component is dropped, so that names end with
+    the parameter's own name ('...LayerNorm.scale', '...bias'), which the weight-decay mask tests."""
+
+    def key(path: tuple, _: Any) -> str:
+        k = _path_key(path)
+        return k[: -len(".value")] if k.endswith(".value") else k
+
+    return jax.tree_util.tree_map_with_path(key, params)
 
 
 def linear_warmup_decay(learning_rate: float, warmup_steps: int, total_steps: int) -> optax.Schedule:

@@ -61,6 +61,22 @@ def test_layerwise_decay_scales_first_adam_step():
     np.testing.assert_allclose(np.asarray(updates["head"]["kernel"]), -1.0, rtol=2e-5)
 
 
+def test_weight_decay_spares_biases_and_layer_norms():
+    """AdamW's decoupled decay (lr * wd * p with a zero gradient) hits kernels only: biases and LayerNorm scales are
+    exempt, as in the reference's parameter groups (found by the lockstep test: an nnx.State's leaf paths end in
+    '.value', which once hid every bias and head LayerNorm scale from the exemption)."""
+    model = Tiny(nnx.Rngs(0))
+    model.norm = nnx.LayerNorm(3, rngs=nnx.Rngs(0))
+    params = nnx.state(model, nnx.Param)
+    tx = make_optimizer(params, learning_rate=1.0, total_steps=10**9, weight_decay=0.1, clip_norm=None)
+    zeros = __import__("jax").tree.map(jnp.zeros_like, params)
+    updates, _ = tx.update(zeros, tx.init(params), params)
+    np.testing.assert_allclose(np.asarray(updates["head"]["kernel"]), -0.1 * np.asarray(params["head"]["kernel"]),
+                               rtol=1e-6)
+    assert not np.asarray(updates["head"]["bias"]).any()
+    assert not np.asarray(updates["norm"]["scale"]).any() and not np.asarray(updates["norm"]["bias"]).any()
+
+
 def test_train_step_learns_and_resumes(tmp_path):
     x = np.random.default_rng(0).standard_normal((16, 3)).astype(np.float32)
     y = x @ np.array([1.0, -2.0, 0.5], np.float32)

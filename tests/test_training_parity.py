@@ -66,9 +66,10 @@ def test_losses_and_gradient_norms_match_the_reference(lockstep):
 
 
 def test_weights_after_training_match_the_reference(lockstep):
-    """Every parameter's update (trained - initial) matches the reference's to 1% of its norm: the parameter
-    groups, learning rates, schedule, clipping and AdamW are the reference's (a 10% learning-rate error in one layer
-    group, a missing head multiplier or weight decay on LayerNorms would be far outside)."""
+    """Every parameter's update (trained - initial) matches the reference's to 0.2% of its norm (measured <= 0.02%):
+    the parameter groups, learning rates, schedule, clipping and AdamW are the reference's. Weight decay on the
+    biases and LayerNorm scales that the reference exempts showed here as 0.6% (query biases) to 1.9% (head
+    LayerNorms); a 10% learning-rate error in one layer group would be ~10%."""
     from relik_jax.convert import load_reader
 
     def params(folder: Path) -> dict[str, np.ndarray]:
@@ -81,11 +82,15 @@ def test_weights_after_training_match_the_reference(lockstep):
     assert init.keys() == ref.keys() == ours.keys()
     moved = 0
     for k in init:
+        if k.endswith("attention/self/key/bias"):
+            # its gradient is exactly zero (q.(k + b) shifts every score of a query alike; softmax ignores it):
+            # Adam turns each side's rounding noise into +-lr steps, so these move at random on both sides
+            continue
         d_ref, d_ours = ref[k] - init[k], ours[k] - init[k]
         scale = float(np.linalg.norm(d_ref))
         if scale == 0:  # e.g. embedding rows of tokens no batch contained (and no weight decay)
             assert float(np.abs(d_ours).max()) == 0, k
             continue
         moved += 1
-        assert float(np.linalg.norm(d_ours - d_ref)) <= 1e-2 * scale, (k, float(np.linalg.norm(d_ours - d_ref)), scale)
+        assert float(np.linalg.norm(d_ours - d_ref)) <= 2e-3 * scale, (k, float(np.linalg.norm(d_ours - d_ref)), scale)
     assert moved > 50
