@@ -23,11 +23,15 @@ RUNS = {  # name -> (kind, file stem)
     "ours_p2": ("ours", "ours_conll04_lockstep_p2"),
     "reference": ("reference", "reference_train_conll04_lockstep"),
     "reference_p1": ("reference", "reference_train_conll04_lockstep_p1"),
+    "reference_p2": ("reference", "reference_train_conll04_lockstep_p2"),
 }
 PAIRS = [("ours", "reference", "same init, ours vs reference"),
          ("ours", "ours_p1", "ours vs ours, init jittered 1e-7"),
          ("ours", "ours_p2", "ours vs ours, init jittered 1e-7 (other draw)"),
-         ("reference", "reference_p1", "reference vs reference, init jittered 1e-7")]
+         ("reference", "reference_p1", "reference vs reference, init jittered 1e-7"),
+         ("reference", "reference_p2", "reference vs reference, init jittered 1e-7 (other draw)"),
+         ("ours_p1", "reference_p1", "same jittered init, ours vs reference"),
+         ("ours_p2", "reference_p2", "same jittered init (other draw), ours vs reference")]
 STEPS = [10, 20, 30, 40, 50, 60, 70, 80, 100, 150, 200, 300, 400, 500]
 
 
@@ -72,10 +76,18 @@ def main() -> None:
     for name, r in runs.items():
         print(f"{name:14s} {100 * r['test_f1']:6.2f} / {100 * r['test_strict_f1']:6.2f}"
               f"              {100 * r['dev_f1']:6.2f} ({r['threshold']})")
+    means = {}
+    for kind in ("ours", "reference"):
+        f1 = [100 * r["test_f1"] for n, r in runs.items() if n.split("_")[0] == kind]
+        if f1:
+            means[kind] = {"n": len(f1), "mean": float(np.mean(f1)),
+                           "sd": float(np.std(f1, ddof=1)) if len(f1) > 1 else None}
+            print(f"{kind}: test F1 over {len(f1)} lockstep runs {means[kind]['mean']:.2f}"
+                  + (f" +- {means[kind]['sd']:.2f}" if len(f1) > 1 else ""))
     if missing:
         print(f"\nnot run yet: {', '.join(missing)}")
     out = {"runs": {n: {k: v for k, v in r.items() if k != "losses"} for n, r in runs.items()},
-           "pairs": pairs, "missing": missing}
+           "pairs": pairs, "test_f1_means": means, "missing": missing}
     (RESULTS / "lockstep_conll04.json").write_text(json.dumps(out, indent=2) + "\n")
     import matplotlib
 
