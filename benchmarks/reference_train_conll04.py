@@ -244,6 +244,8 @@ def main() -> None:
                    help="reference = the package's (torch default Linear init); ours = normal(0.02), zero biases")
     p.add_argument("--lockstep", action="store_true",
                    help="train on our run's batches (DIR/lockstep) with dropout off; save the initial weights first")
+    p.add_argument("--keep-dropout", action="store_true",
+                   help="with --lockstep: our batches and init, but the reference's dropout on (a diagnostic)")
     p.add_argument("--init-from", type=Path, default=None,
                    help="start from this saved reader folder's weights (model.safetensors) instead of a fresh init")
     p.add_argument("--no-final-eval", action="store_true", help="stop after training (no threshold grid / test)")
@@ -312,7 +314,7 @@ def main() -> None:
         batch = next(stream)
         t1 = time.perf_counter()
         timing["host"] += t1 - t0
-        if a.lockstep:  # no dropout anywhere; the top module's flag keeps the training (loss) branch
+        if a.lockstep and not a.keep_dropout:  # no dropout anywhere; the top module's flag keeps the loss branch
             reader.eval()
             model.training = True
         else:
