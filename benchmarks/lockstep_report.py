@@ -78,7 +78,7 @@ def main() -> None:
               f"              {100 * r['dev_f1']:6.2f} ({r['threshold']})")
     means = {}
     for kind in ("ours", "reference"):
-        f1 = [100 * r["test_f1"] for n, r in runs.items() if n.split("_")[0] == kind]
+        f1 = [100 * r["test_f1"] for n, r in runs.items() if RUNS[n][0] == kind]
         if f1:
             means[kind] = {"n": len(f1), "mean": float(np.mean(f1)),
                            "sd": float(np.std(f1, ddof=1)) if len(f1) > 1 else None}
@@ -95,10 +95,10 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    for name, p in pairs.items():
-        steps = sorted(runs[name.split(" / ")[0]]["losses"])
-        la, lb = runs[name.split(" / ")[0]]["losses"], runs[name.split(" / ")[1]]["losses"]
-        ax.semilogy(steps, [abs(la[s] - lb[s]) / lb[s] + 1e-9 for s in steps], label=p["what"])
+    for a, b, what in PAIRS:
+        if f"{a} / {b}" in pairs:
+            la, lb = runs[a]["losses"], runs[b]["losses"]
+            ax.semilogy(sorted(la), [abs(la[s] - lb[s]) / lb[s] + 1e-9 for s in sorted(la)], label=what)
     ax.set_xlabel("training step")
     ax.set_ylabel("relative difference of 10-step mean loss")
     ax.set_title("CoNLL04 lockstep: shared init, batches, no dropout")

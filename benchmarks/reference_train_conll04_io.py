@@ -185,19 +185,14 @@ def lockstep(out: Path, steps: int) -> None:
     cfg, tokenizer, info = our_setup(config)
     buckets = Buckets(seq_lens=tuple(config.seq_lens), token_budget=config.token_batch_size, max_rows=config.max_rows)
     train = load_splits(config)["train"]  # exactly what train.py reads
-    plan = train_batch_plan(train, cfg, config, tokenizer, info, buckets)
-    check = train_batches(train, cfg, config, tokenizer, info, buckets)
+    plan = train_batch_plan(train, cfg, config, tokenizer, info, buckets)  # what train_batches collates
     folder = out / "lockstep"
     folder.mkdir(parents=True, exist_ok=True)
     rows = tokens = 0
     for step in range(1, steps + 1):
         length, _, exs = next(plan)
-        ours = next(check)
         ref = reference_batch(exs, length, info.pad_id)
         b = len(exs)
-        if not (np.array_equal(ours["input_ids"][:b], ref["input_ids"])
-                and not ours["attention_mask"][b:].any()):
-            raise AssertionError(f"step {step}: the plan's rows differ from train_batches'")
         np.savez(folder / f"step_{step:04d}.npz", **ref)
         rows += b
         tokens += int(ref["attention_mask"].sum())
