@@ -26,6 +26,10 @@ The initial weights are saved as a reference reader folder (`DIR/lockstep/init_r
 `--config.init=reader`), the batches are our run's exact batches in the reference's format
 (`DIR/lockstep/step_*.npz`), and all dropout is off (every sub-module in eval mode; the model's training branch
 still computes the losses), as `--config.dropout=0` on our side. Per-step losses go to `reference_losses<tag>.jsonl`.
+
+`--dropout-moments N --init-from DIR/lockstep/init_reader` (no training): N dropout-on gradients at those weights on
+the first lockstep batch, their per-parameter mean and mean square saved as reader folders, for
+tests/test_training_parity.py to compare with ours drawn the same way.
 """
 
 from __future__ import annotations
@@ -224,6 +228,36 @@ def head_init_ours(model: torch.nn.Module, seed: int) -> None:
                 mod.bias.zero_()
 
 
+def dropout_moments(reader: RelikReaderForTripletExtraction, out: Path, n: int, tag: str) -> None:
+    """The distribution of one training step's gradient under the reference's dropout: n draws (dropout on, fixed
+    weights, the first lockstep batch), summarised per parameter by the mean and the mean square. Ours must draw from
+    the same distribution (tests/test_training_parity.py): that checks where dropout acts and at which rates, which
+    the lockstep run (dropout off) cannot."""
+    model = reader.relik_reader_model
+    batch = next(lockstep_stream(out / "lockstep", 1))
+    params = dict(model.named_parameters())
+    s1 = {k: torch.zeros_like(v) for k, v in params.items()}
+    s2 = {k: torch.zeros_like(v) for k, v in params.items()}
+    losses = []
+    reader.train()
+    for _ in range(n):
+        reader.zero_grad(set_to_none=False)
+        loss = reader(**batch)["loss"]
+        loss.backward()
+        losses.append(float(loss))
+        for k, v in params.items():
+            if v.grad is not None:
+                s1[k] += v.grad
+                s2[k] += v.grad * v.grad
+    with torch.no_grad():
+        for name, acc in (("mean", s1), ("sq", s2)):
+            for k, v in params.items():
+                v.copy_(acc[k] / n)
+            reader.save_pretrained(str(out / "lockstep"), model_name=f"grad_{name}{tag}")
+    (out / f"dropout_losses{tag}.json").write_text(json.dumps(losses) + "\n")
+    log(f"{n} dropout draws: loss {np.mean(losses):.4f} +- {np.std(losses):.4f}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("/tmp/reference-conll04"), help="the companion's export folder")
@@ -249,6 +283,10 @@ def main() -> None:
     p.add_argument("--init-from", type=Path, default=None,
                    help="start from this saved reader folder's weights (model.safetensors) instead of a fresh init")
     p.add_argument("--no-final-eval", action="store_true", help="stop after training (no threshold grid / test)")
+    p.add_argument("--dropout-moments", type=int, default=0, metavar="N",
+                   help="no training: N dropout-on (loss, gradient) draws at the initial weights on the first lockstep "
+                        "batch; saves their mean and mean-square gradients as reader folders "
+                        "(DIR/lockstep/grad_{mean,sq}<tag>) and the losses (dropout_losses<tag>.json)")
     p.add_argument("--tag", default="", help="suffix of the run files (reference_run<tag>.json, predictions)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
@@ -281,6 +319,9 @@ def main() -> None:
         folder = out / "lockstep"
         reader.save_pretrained(str(folder), model_name=f"init_reader{a.tag}")
         log(f"initial weights saved: {folder / f'init_reader{a.tag}'}")
+    if a.dropout_moments:
+        dropout_moments(reader, out, a.dropout_moments, a.tag)
+        return
     reader.dataset = make_dataset(tokenizer, rel_syms, type_syms, None, True, 0.0)  # for read()
     n_params = sum(q.numel() for q in model.parameters())
     log(f"reference reader: {n_params:,} parameters, vocab {model.transformer_model.config.vocab_size}, "
