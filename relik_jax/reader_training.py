@@ -447,6 +447,7 @@ def build_training_reader(config: ml_collections.ConfigDict) -> tuple[ReaderConf
 
     if config.init == "reader":
         cfg, model, tokenizer, tok_cfg = load_reader(config.backbone)
+        seed_dropout(model, config.seed)  # loading draws its dropout keys from a fixed seed
         set_dropout(model, config.get("dropout", -1.0))
         return cfg, model, tokenizer, tok_cfg
     task = config.task
@@ -501,6 +502,18 @@ def set_dropout(model: nnx.Module, rate: float) -> None:
     for _, node in nnx.iter_graph(model):
         if isinstance(node, nnx.Dropout):
             node.rate = float(rate)
+
+
+def seed_dropout(model: nnx.Module, seed: int) -> None:
+    """Give every dropout of `model` its own key derived from `seed` (counters reset): the masks of a training run
+    then follow `config.seed` whatever built the model. In place."""
+    base = jax.random.key(seed)
+    i = 0
+    for _, node in nnx.iter_graph(model):
+        if isinstance(node, nnx.Dropout) and node.rngs is not None:
+            node.rngs.key.set_value(jax.random.fold_in(base, i))
+            node.rngs.count.set_value(jnp.zeros_like(node.rngs.count.get_value()))
+            i += 1
 
 
 def torch_default_head_init(model: nnx.Module, *, seed: int = 0) -> None:
