@@ -180,8 +180,9 @@ def reference_batch(examples: list[Example], length: int, pad_id: int) -> dict[s
     return out
 
 
-def lockstep(out: Path, steps: int) -> None:
+def lockstep(out: Path, steps: int, data_seed: int = 0) -> None:
     config = our_config()
+    config.seed = data_seed  # the stream of `train.py --config.seed=<data_seed>` (order, flips)
     cfg, tokenizer, info = our_setup(config)
     buckets = Buckets(seq_lens=tuple(config.seq_lens), token_budget=config.token_batch_size, max_rows=config.max_rows)
     train = load_splits(config)["train"]  # exactly what train.py reads
@@ -269,6 +270,7 @@ def main() -> None:
     p.add_argument("--eps", type=float, default=1e-7, help="perturb: relative jitter of every weight")
     p.add_argument("--seed", type=int, default=1, help="perturb: the jitter's seed")
     p.add_argument("--steps", type=int, default=500, help="lockstep: training steps to write")
+    p.add_argument("--data-seed", type=int, default=0, help="lockstep: the seed of our run whose batches to write")
     p.add_argument("--out", type=Path, default=Path("/tmp/reference-conll04"),
                    help="work folder (windows JSONL, predictions; not in the repo: it holds dataset text)")
     p.add_argument("--n-check", type=int, default=20, help="export: dev windows whose token rows are compared")
@@ -278,7 +280,7 @@ def main() -> None:
     if a.step == "export":
         export(a.out, a.n_check)
     elif a.step == "lockstep":
-        lockstep(a.out, a.steps)
+        lockstep(a.out, a.steps, a.data_seed)
     elif a.step == "perturb":
         perturb(a.out, a.source, a.eps, a.seed)
     else:

@@ -809,13 +809,25 @@ def _head_multiplier(config: ml_collections.ConfigDict) -> Any:
     return lambda key: 1.0 if key.startswith("transformer_model.") else mult
 
 
+def reader_optimizer(config: ml_collections.ConfigDict, model: SpanReader | TripletReader) -> Any:
+    """AdamW with layer-wise LR decay, warmup + linear decay over `config.num_steps`, clipping (Tables 3-4)."""
+    from relik_jax.training import make_optimizer
+
+    return make_optimizer(nnx.state(model, nnx.Param), learning_rate=config.learning_rate,
+                          total_steps=config.num_steps, warmup_steps=config.warmup_steps,
+                          weight_decay=config.weight_decay, clip_norm=config.grad_clip or None,
+                          layer_lr_decay=config.layer_lr_decay or None,
+                          num_layers=model.transformer_model.config.num_hidden_layers,
+                          backbone_prefix="transformer_model.", lr_multipliers=_head_multiplier(config))
+
+
 def train_reader(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
     """Train a reader per `config` (configs/{tiny,aida,nyt,conll04,rebel}.py). Writes into `workdir`:
     `metrics.jsonl` (+ `metrics.png`), `checkpoints/` (orbax, resumable), `best/` (our reader format, best dev
     `select_metric`), `results.json` (dev/test metrics, timings, compile count) and `test_predictions.jsonl`."""
     from relik_jax.datasets import write_jsonl
     from relik_jax.reader_losses import loss_fn
-    from relik_jax.training import MetricsLog, Trainer, make_optimizer, to_numpy_metrics
+    from relik_jax.training import MetricsLog, Trainer, to_numpy_metrics
 
     workdir = Path(workdir).absolute()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -830,13 +842,7 @@ def train_reader(config: ml_collections.ConfigDict, workdir: str | Path) -> dict
             splits[s] = splits[s][:lim]
     log("data: " + ", ".join(f"{k} {len(v)} windows" for k, v in splits.items()))
     buckets = Buckets(seq_lens=tuple(config.seq_lens), token_budget=config.token_batch_size, max_rows=config.max_rows)
-    n_layers = model.transformer_model.config.num_hidden_layers
-    tx = make_optimizer(nnx.state(model, nnx.Param), learning_rate=config.learning_rate,
-                        total_steps=config.num_steps, warmup_steps=config.warmup_steps,
-                        weight_decay=config.weight_decay, clip_norm=config.grad_clip or None,
-                        layer_lr_decay=config.layer_lr_decay or None, num_layers=n_layers,
-                        backbone_prefix="transformer_model.", lr_multipliers=_head_multiplier(config))
-    trainer = Trainer(model, tx, loss_fn)
+    trainer = Trainer(model, reader_optimizer(config, model), loss_fn)
     resumed = trainer.restore_latest(workdir)
     metrics_log = MetricsLog(workdir / "metrics.jsonl")
     state_path = workdir / "best_state.json"
