@@ -243,8 +243,11 @@ def augment_span(lw: LabelledWindow, rng: np.random.Generator, shuffle: float, d
 
 
 def augment_triplet(lw: LabelledWindow, rng: np.random.Generator, max_relations: int, shuffle: float,
-                    flip: float, add_gold: bool = True) -> tuple[list[str], list[str] | None]:
-    """The reference's RE training mods: (triplet candidates, span candidates)."""
+                    flip: float, add_gold: bool = True, span_nme: bool = False) -> tuple[list[str], list[str] | None]:
+    """The reference's RE training mods: (triplet candidates, span candidates). `span_nme`: the rows will put NME
+    first among the span (type) candidates; the reference inserts it BEFORE these mods, so NME takes part in the
+    flip's adjacent swaps (which shifts the others: the first type stays first with p = 3/4, not 1/2) and is then
+    moved back to the front. Returned span candidates exclude NME (the row adds it)."""
     trip = list(lw.window.triplet_candidates or [])[:max_relations]
     spans = list(lw.window.span_candidates) if lw.window.span_candidates is not None else None
     gold = {r for _, r, _ in lw.word_triplets}
@@ -276,12 +279,17 @@ def augment_triplet(lw: LabelledWindow, rng: np.random.Generator, max_relations:
                 c[i], c[i + 1] = c[i + 1], c[i]
         return nme_first(c)
 
+    span_nme = span_nme and spans is not None and NME not in spans
+    if span_nme:
+        spans = [NME, *spans]
     if shuffle > 0:
         trip = shuffled(trip)
         spans = shuffled(spans) if spans is not None else None
     elif flip > 0:
         trip = flipped(trip)
         spans = flipped(spans) if spans is not None else None
+    if span_nme:
+        spans = spans[1:]  # NME is first again (nme_first); the row inserts it
     return trip, spans
 
 
@@ -677,7 +685,7 @@ def epoch_examples(windows: Sequence[LabelledWindow], cfg: ReaderConfig, config:
                 continue
             if rng is not None:
                 trip, spans = augment_triplet(lw, rng, config.max_relations, config.shuffle_candidates,
-                                              config.flip_candidates)
+                                              config.flip_candidates, span_nme=bool(config.use_nme))
                 lw = dataclasses.replace(lw, window=dataclasses.replace(lw.window, triplet_candidates=trip,
                                                                         span_candidates=spans))
             ex = triplet_example(lw, tokenizer, info, inputs)

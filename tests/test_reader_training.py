@@ -285,3 +285,21 @@ def test_reader_init_dropout_follows_the_seed(tmp_path):
 
     assert train_mode_loss(1) == train_mode_loss(1)
     assert len({train_mode_loss(s) for s in (0, 1, 2)}) == 3
+
+
+def test_type_flip_moves_nme_like_the_reference():
+    """cIE: the reference inserts NME in front of the type candidates before its flip (a left-to-right pass of
+    adjacent swaps, each with p = 1/2), then moves NME back to the front. By hand: the first type stays first unless
+    NME and it swap (p 1/2) and NME then does not swap with the second (p 1/2) ... i.e. P(first stays) = 1/2 + 1/4 =
+    3/4, P(second first) = 1/4; flipping without NME would give 1/2 and 1/2 (what we did before)."""
+    w = ReaderWindow(["x"] * 4, [0, 2, 4, 6], [1, 3, 5, 7], 0, span_candidates=["A", "B", "C", "D"],
+                     triplet_candidates=["r0", "r1"])
+    lw = LabelledWindow(w, [], [], [], [])
+    rng = np.random.default_rng(0)
+    n = 4000
+    firsts = [augment_triplet(lw, rng, 2, 0.0, 1.0, span_nme=True)[1][0] for _ in range(n)]
+    assert abs(firsts.count("A") / n - 0.75) < 0.03 and abs(firsts.count("B") / n - 0.25) < 0.03
+    assert all(sorted(augment_triplet(lw, rng, 2, 0.0, 1.0, span_nme=True)[1]) == ["A", "B", "C", "D"]
+               for _ in range(20))
+    firsts = [augment_triplet(lw, rng, 2, 0.0, 1.0)[1][0] for _ in range(n)]
+    assert abs(firsts.count("A") / n - 0.5) < 0.03
