@@ -346,7 +346,7 @@ def aida_kb_and_samples(config: ml_collections.ConfigDict) -> tuple[list[Documen
         windows = datasets.labelled_windows(
             split_docs, config.window_size, config.window_stride, use_dataset_words=True
         )
-        rows = list(datasets.to_dpr(windows))
+        rows = list(datasets.to_dpr(windows, [d.to_dict() for d in kb]))
         samples, missing = samples_from_dpr(rows, kb)
         if missing:
             raise ValueError(f"AIDA {split}: {missing} gold titles are not in the KB")
@@ -379,7 +379,8 @@ def relation_kb_and_samples(config: ml_collections.ConfigDict) -> tuple[list[Doc
         windows = datasets.labelled_windows(
             docs, config.window_size, config.window_stride, use_dataset_words=config.dataset == "nyt"
         )
-        out[split], _ = samples_from_dpr(list(datasets.to_dpr(windows, label_type="triplet")), kb)
+        rows = list(datasets.to_dpr(windows, [d.to_dict() for d in kb], label_type="triplet"))
+        out[split], _ = samples_from_dpr(rows, kb)
     return kb, out
 
 
