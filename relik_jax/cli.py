@@ -1,4 +1,4 @@
-"""`relik-jax` command line: annotate, convert, serve."""
+"""`relik-jax` command line: annotate, add-candidates, convert, serve."""
 
 from __future__ import annotations
 
@@ -55,6 +55,28 @@ def annotate(args: argparse.Namespace) -> None:
             d["id"] = records[i].get("id", i)
             out.write(json.dumps(d, ensure_ascii=False) + "\n")
             records[i] = {}  # bounded memory: records are only needed until written
+
+
+def add_candidates(args: argparse.Namespace) -> None:
+    from relik_jax.datasets import read_jsonl, write_jsonl
+    from relik_jax.retriever import Retriever
+    from relik_jax.retriever import add_candidates as add
+
+    for name, folder in (("ENCODER", args.encoder), ("INDEX", args.index)):
+        if not Path(folder).is_dir():
+            raise SystemExit(f"add-candidates: {name} {folder} is not a folder")
+    if not Path(args.input).is_file():
+        raise SystemExit(f"add-candidates: IN {args.input} is not a file (windowized JSONL, one window per line)")
+    retriever = Retriever.from_pretrained(args.encoder, args.index, batch_size=args.batch_size)
+    counts: dict[str, int] = {}
+    rows = add(retriever, read_jsonl(args.input), args.top_k, relations=args.relations,
+               use_doc_topics=args.use_doc_topics, recall=counts)
+    n = write_jsonl(rows, args.output)
+    line = f"wrote {n} windows with top-{args.top_k} candidates to {args.output}"
+    if counts.get("gold"):
+        found, gold = counts["found"], counts["gold"]
+        line += f"; recall@{args.top_k} {found / gold:.4f} ({found}/{gold} gold)"
+    print(line)
 
 
 def convert(args: argparse.Namespace) -> None:
@@ -114,6 +136,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     a.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     a.add_argument("--top-k", type=int, default=None)
     a.set_defaults(fn=annotate)
+
+    r = sub.add_parser("add-candidates", help="add retrieved candidates to windowized JSONL (reader training data)")
+    r.add_argument("encoder", help="retriever encoder folder (ours or the reference's)")
+    r.add_argument("index", help="index folder (ours or the reference's)")
+    r.add_argument("input", help="windowized JSONL (relik data create-windows format)")
+    r.add_argument("output")
+    r.add_argument("--top-k", type=int, default=100)
+    r.add_argument("--relations", action="store_true", help="write triplet_candidates (relation index)")
+    r.add_argument("--use-doc-topics", action="store_true", help="doc_topic as the query's text pair")
+    r.add_argument("--batch-size", type=int, default=128)
+    r.set_defaults(fn=add_candidates)
 
     c = sub.add_parser("convert", help="reference reader / retriever / index folder -> ours; or assemble a pipeline")
     c.add_argument("kind", choices=["reader", "retriever", "index", "pipeline"])

@@ -641,13 +641,60 @@ def load_splits(config: ml_collections.ConfigDict) -> dict[str, list[LabelledWin
                 rows.append(LabelledWindow.from_dict(w, span_candidates=ents, triplet_candidates=rels))
             out[split] = rows
         return out
+    if name == "aida":
+        return aida_splits(config)
     if name == "windows" and config.get("data_format", "jsonl") == "tfds":
         windows, _ = _split_windows(config)
         return {s: [LabelledWindow.from_dict(d) for d in rows] for s, rows in windows.items()}
     if name == "windows":  # windowized JSONL files with candidates (e.g. AIDA after a retriever run)
         return {s: [LabelledWindow.from_dict(d) for d in datasets.read_jsonl(config[f"{s}_windows"])]
                 for s in ("train", "dev", "test")}
-    raise ValueError(f"config.dataset={name!r}: expected toy, conll04, nyt, rebel or windows")
+    raise ValueError(f"config.dataset={name!r}: expected toy, conll04, nyt, rebel, aida or windows")
+
+
+AIDA_SPLITS = {"train": "train", "dev": "testa", "test": "testb"}
+
+
+def aida_splits(config: ml_collections.ConfigDict) -> dict[str, list[LabelledWindow]]:
+    """AIDA train / testa / testb windows (`window_size` / `window_stride`, the dataset's words) with the top
+    `num_candidates` titles of a retriever as span candidates: `config.retriever` (encoder folder, e.g. a
+    `train_retriever` workdir's `encoder/`) over `config.retriever_index` (index folder; "" = an index of the
+    closed AIDA KB built here), queries paired with the document topic when `config.use_doc_topics`. With
+    `config.candidates_cache` (a folder) the windows with candidates are written there once and read back
+    afterwards (`aida_<split>_top<k>.jsonl`, the reference's windowized format)."""
+    from relik_jax import datasets
+    from relik_jax.retriever import Retriever, add_candidates
+    from relik_jax.retriever_training import aida_kb
+
+    k = int(config.num_candidates)
+    cache = Path(config.get("candidates_cache", "") or "")
+    files = {s: cache / f"aida_{a}_top{k}.jsonl" for s, a in AIDA_SPLITS.items()}
+    if not (str(cache) != "." and all(f.is_file() for f in files.values())):
+        if not config.get("retriever"):
+            raise ValueError("config.dataset='aida' needs config.retriever=ENCODER_FOLDER (a retriever encoder, e.g. "
+                             "all-MiniLM-L6-v2 or a train_retriever workdir's encoder/) or a config.candidates_cache "
+                             "folder holding aida_{train,testa,testb}_top<k>.jsonl")
+        from relik_jax.retriever_training import resolve_encoder
+
+        index = config.get("retriever_index", "") or None
+        retriever = Retriever.from_pretrained(resolve_encoder(config.retriever), index)
+        if retriever.index is None:
+            retriever.build_index(aida_kb(), progress="Indexing the AIDA KB" if config.verbose else None)
+        if str(cache) != ".":
+            cache.mkdir(parents=True, exist_ok=True)
+        out = {}
+        for split, aida_split in AIDA_SPLITS.items():
+            counts: dict[str, int] = {}
+            rows = list(add_candidates(retriever, _windows(list(datasets.read_aida(aida_split)), config), k,
+                                       use_doc_topics=bool(config.get("use_doc_topics", True)), recall=counts))
+            if config.verbose:
+                print(f"AIDA {aida_split}: {len(rows)} windows, gold titles among the top {k}: "
+                      f"{counts.get('found', 0)}/{counts.get('gold', 0)}")
+            if str(cache) != ".":
+                datasets.write_jsonl(rows, files[split])
+            out[split] = [LabelledWindow.from_dict(w) for w in rows]
+        return out
+    return {s: [LabelledWindow.from_dict(w) for w in datasets.read_jsonl(f)] for s, f in files.items()}
 
 
 def _with_negatives(gold: list[str], pool: list[str], k: int, rng: np.random.Generator) -> list[str]:
@@ -947,7 +994,7 @@ def default_config() -> ml_collections.ConfigDict:
     """Every reader-training option with its default (the configs/*.py files start from this)."""
     c = ml_collections.ConfigDict()
     c.task = "el"  # el | re | cie
-    c.dataset = "toy"  # toy | conll04 | nyt | rebel | windows
+    c.dataset = "toy"  # toy | conll04 | nyt | rebel | aida | windows
     # model: init random (named tiny backbone or encoder folder's config) | pretrained (HF encoder folder as the
     # backbone, fresh heads) | reader (continue from a reference / our reader folder given as `backbone`)
     c.init = "random"
@@ -961,7 +1008,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.candidates_per_forward = 100  # EL symbols [E-0]..[E-(n-1)] (+ NME)
     c.max_relations = 24  # RE symbols [R-i] and relation candidates per row
     c.entity_types = 0  # cIE: number of entity-type candidates (symbols NME + [E-i]); 0 = plain RE
-    c.num_candidates = 25  # toy / rebel: entity candidates per window (gold + random others)
+    c.num_candidates = 25  # toy / rebel: entity candidates per window (gold + random others); aida: retriever top-k
     c.use_nme = True
     c.threshold = 0.5
     c.max_length = 1024
@@ -969,6 +1016,11 @@ def default_config() -> ml_collections.ConfigDict:
     c.window_size = 32
     c.window_stride = 16
     c.use_dataset_words = False
+    # aida: candidates from a retriever (encoder folder; index folder or "" = index the closed AIDA KB here)
+    c.retriever = ""
+    c.retriever_index = ""
+    c.use_doc_topics = True
+    c.candidates_cache = ""  # folder for the windows with candidates (written once, then read back)
     c.toy_train = 400
     c.toy_eval = 60
     c.max_train_windows = 0

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -304,6 +304,59 @@ class Retriever:
         if self.index is None:
             raise ValueError("retriever has no index: call build_index(...) or pass index_folder")
         return self.index.retrieve(self.encode_questions(texts, doc_topics), k)
+
+
+def add_candidates(
+    retriever: Retriever,
+    windows: Iterable[dict],
+    k: int = 100,
+    *,
+    relations: bool = False,
+    use_doc_topics: bool = False,
+    chunk_size: int = 4096,
+    recall: dict[str, int] | None = None,
+) -> Iterator[dict]:
+    """Windowized rows (§4.3) → the same rows with `span_candidates` / `span_candidates_scores` (or
+    `triplet_candidates` / `triplet_candidates_scores` with `relations=True`): the top-k passage texts for each
+    window's `text` (and its `doc_topic` as text pair with `use_doc_topics`), as the reference's `relik retriever
+    add-candidates`. Streams `chunk_size` windows at a time (bounded memory on large files). With `recall` (a dict),
+    counts gold labels (`window_labels` titles or `window_triplet_labels` relations, NME skipped) in "gold" and
+    those among the candidates in "found"."""
+    if retriever.index is None:
+        raise ValueError("add_candidates: the retriever has no index")
+    if k < 1:
+        raise ValueError(f"add_candidates: k must be >= 1, got {k}")
+    field = "triplet_candidates" if relations else "span_candidates"
+    chunk: list[dict] = []
+
+    def flush() -> Iterator[dict]:
+        for w in chunk:
+            if not isinstance(w.get("text"), str):
+                raise ValueError(f"add_candidates: window {w.get('doc_id')}/{w.get('window_id')} has no string 'text'")
+            if use_doc_topics and not isinstance(w.get("doc_topic"), str):
+                raise ValueError(f"add_candidates: use_doc_topics but window {w.get('doc_id')}/{w.get('window_id')} "
+                                 "has no string 'doc_topic'")
+        topics = [w["doc_topic"] for w in chunk] if use_doc_topics else None
+        results = retriever.retrieve([w["text"] for w in chunk], k=k, doc_topics=topics)
+        for w, docs in zip(chunk, results, strict=True):
+            w[field] = [d.document.text for d in docs]
+            w[f"{field}_scores"] = [d.score for d in docs]
+            if recall is not None:
+                if relations:
+                    gold = {t["relation"].strip() for t in w.get("window_triplet_labels", [])}
+                else:
+                    gold = {lab[2].strip() for lab in w.get("window_labels", [])} - {metrics.NME}
+                recall["gold"] = recall.get("gold", 0) + len(gold)
+                recall["found"] = recall.get("found", 0) + len(gold & set(w[field]))
+            yield w
+
+    for w in windows:
+        chunk.append(w)
+        if len(chunk) >= chunk_size:
+            yield from flush()
+            chunk = []
+    if chunk:
+        yield from flush()
 
 
 class _progress:

@@ -332,15 +332,24 @@ class RetrieverTrainer:
 # -------------------- data for the configs
 
 
+def aida_kb(docs: dict[str, list] | None = None, add_rebel_titles: bool = True) -> list[Document]:
+    """The closed AIDA KB: every linked title of the AIDA file (all splits), + the REBEL-sample titles."""
+    from relik_jax import datasets
+
+    if docs is None:
+        docs = {split: list(datasets.read_aida(split)) for split in ("train", "testa", "testb")}
+    titles = {m.label for split in docs.values() for d in split for m in d.mentions if m.label != datasets.NME}
+    if add_rebel_titles:
+        titles |= {d.topic for d in datasets.read_rebel_sample()}
+    return [Document(t, i, {}) for i, t in enumerate(sorted(titles))]
+
+
 def aida_kb_and_samples(config: ml_collections.ConfigDict) -> tuple[list[Document], dict[str, list]]:
     """Closed KB = every title of the AIDA file (+ REBEL-sample titles) and DPR samples per split."""
     from relik_jax import datasets
 
     docs = {split: list(datasets.read_aida(split)) for split in ("train", "testa", "testb")}
-    titles = sorted({m.label for split in docs.values() for d in split for m in d.mentions if m.label != datasets.NME})
-    if config.get("kb_add_rebel_titles", True):
-        titles = sorted(set(titles) | {d.topic for d in datasets.read_rebel_sample()})
-    kb = [Document(t, i, {}) for i, t in enumerate(titles)]
+    kb = aida_kb(docs, config.get("kb_add_rebel_titles", True))
     out: dict[str, list] = {}
     for split, split_docs in docs.items():
         windows = datasets.labelled_windows(

@@ -303,3 +303,40 @@ def test_type_flip_moves_nme_like_the_reference():
                for _ in range(20))
     firsts = [augment_triplet(lw, rng, 2, 0.0, 1.0)[1][0] for _ in range(n)]
     assert abs(firsts.count("A") / n - 0.5) < 0.03
+
+
+def test_aida_splits_take_the_retriever_top_k_and_cache_them(tmp_path, monkeypatch):
+    """configs/aida.py data path on the first AIDA documents of each split: the span candidates are the retriever's
+    top-k for the window text + doc topic (the windows' own gold labels untouched), written to the cache once and
+    read back identically; without a retriever or a cache the error says what to pass."""
+    import itertools
+
+    from configs.aida import get_config as aida_config
+    from relik_jax import datasets
+    from relik_jax.reader_training import aida_splits
+    from relik_jax.retriever import Retriever
+    from relik_jax.retriever_training import aida_kb, resolve_encoder
+
+    read = datasets.read_aida
+    monkeypatch.setattr(datasets, "read_aida", lambda split: itertools.islice(read(split), 2))
+    config = aida_config("cpu")
+    config.num_candidates = 5
+    config.candidates_cache = str(tmp_path / "cache")
+    config.retriever = ""
+    with pytest.raises(ValueError, match="config.retriever=ENCODER_FOLDER"):
+        aida_splits(config)
+    config.retriever = "all-MiniLM-L6-v2"
+    first = aida_splits(config)
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [
+        "aida_testa_top5.jsonl", "aida_testb_top5.jsonl", "aida_train_top5.jsonl"]
+    retriever = Retriever.from_pretrained(resolve_encoder("all-MiniLM-L6-v2"))
+    retriever.build_index(aida_kb(), progress=None)
+    windows = list(datasets.labelled_windows(read("testb"), 32, 16, use_dataset_words=True))[: len(first["test"])]
+    expected = retriever.retrieve([w["text"] for w in windows], 5, [w["doc_topic"] for w in windows])
+    assert [lw.window.span_candidates for lw in first["test"]] == [[d.document.text for d in r] for r in expected]
+    assert [lw.labels for lw in first["test"]][:3] == [
+        [tuple(lab) for lab in w["window_labels"]] for w in windows[:3]]
+    config.retriever = ""  # the cache alone is enough now
+    again = aida_splits(config)
+    for split in ("train", "dev", "test"):
+        assert [(lw.window, lw.labels) for lw in again[split]] == [(lw.window, lw.labels) for lw in first[split]]

@@ -162,6 +162,47 @@ def test_build_index_and_retrieve(tiny_encoder_folder):
     assert got[0][0].document.text in {"Germany", "England", "Lamb", "EU"}  # reader sees the bare title
 
 
+def test_add_candidates_writes_torch_top_k_with_topics_across_chunks(tiny_encoder_folder, tmp_path):
+    """`relik-jax add-candidates`: each window gets the top-k titles of transformers' pooled vectors (doc topic as the
+    text pair), their scores and, over chunk boundaries, the input order; recall counted by hand."""
+    import json
+
+    from relik_jax.cli import main
+
+    titles = ["Germany", "England", "Lamb", "EU", "Brussels", "Peter Blackburn", "Mad cow disease"]
+    retriever = Retriever.from_pretrained(tiny_encoder_folder)
+    retriever.build_index([Document(t, i) for i, t in enumerate(titles)], progress=None)
+    retriever.index.save(tmp_path / "index")
+    gold = [["Germany", "England"], ["EU", "--NME--"], ["Peter Blackburn"], ["Brussels", "Lamb"]]
+    windows = [{"doc_id": i, "window_id": 0, "text": t, "doc_topic": TOPICS[i],
+                "window_labels": [[0, 1, g] for g in gold[i]]} for i, t in enumerate(TEXTS)]
+    src = tmp_path / "windows.jsonl"
+    src.write_text("".join(json.dumps(w) + "\n" for w in windows))
+    main(["add-candidates", str(tiny_encoder_folder), str(tmp_path / "index"), str(src), str(tmp_path / "out.jsonl"),
+          "--top-k", "3", "--use-doc-topics"])
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    passages = _torch_pooled(tiny_encoder_folder, titles, max_length=64)
+    queries = _torch_pooled(tiny_encoder_folder, TEXTS, TOPICS)
+    scores = queries @ passages.T
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :3]
+    assert [r["doc_id"] for r in rows] == [0, 1, 2, 3]
+    assert [r["span_candidates"] for r in rows] == [[titles[j] for j in row] for row in top]
+    np.testing.assert_allclose([r["span_candidates_scores"] for r in rows],
+                               np.take_along_axis(scores, top, axis=1), atol=1e-4)
+    # chunking and the recall count (NME skipped), by hand from the same top-3
+    counts: dict[str, int] = {}
+    from relik_jax.retriever import add_candidates
+
+    again = list(add_candidates(retriever, [dict(w) for w in windows], 3, use_doc_topics=True, chunk_size=3,
+                                recall=counts))
+    assert [r["span_candidates"] for r in again] == [r["span_candidates"] for r in rows]
+    found = sum(len({g for g in gs if g != "--NME--"} & {titles[j] for j in row})
+                for gs, row in zip(gold, top, strict=True))
+    assert counts == {"gold": 6, "found": found}
+    with pytest.raises(ValueError, match="doc_topic"):
+        list(add_candidates(retriever, [{"text": "x", "doc_id": 7, "window_id": 0}], 3, use_doc_topics=True))
+
+
 def test_recall_and_average_rank_by_hand():
     preds = [["a", "b", "c", "d"], ["x", "y", "z", "w"], ["m", "n", "o", "p"]]
     gold = [["b", "d"], ["w", "w"], ["q"]]  # duplicate gold counts once for recall (set), as the reference
