@@ -11,6 +11,7 @@ buckets; everything else (start / end selection, mention gathering, linking, rel
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,10 @@ class Reader:
     `relation_threshold` defaults to `config.threshold` (strict `>`); `top_k` is the length of the EL per-span
     probability lists; `max_triplets` / `max_spans` cap the RE / cIE candidates (reference 50 / 100);
     `relation_chunk` is the number of subjects whose pairwise relation activations are live at once;
+    `max_mentions` bounds the mentions per row that the triplet reader scores pairwise (B·M²·R relation cells): an
+    untrained or diverged model predicts nearly every (start, end) pair, where the reference runs out of memory;
+    beyond it the first `max_mentions` in (start, end) order are kept, with a warning (trained models predict a
+    few dozen at most);
     `return_logits` adds the full relation logits to `forward` outputs (parity tests; costs B·M²·R·2 floats).
     """
 
@@ -70,7 +75,7 @@ class Reader:
                  tokenizer_config: dict[str, Any] | None = None, *, buckets: Buckets | None = None,
                  model_max_length: int = 1000, use_nme: bool | None = None, relation_threshold: float | None = None,
                  top_k: int = 5, max_triplets: int = 50, max_spans: int = 100, relation_chunk: int = 8,
-                 return_logits: bool = False):
+                 max_mentions: int = 256, return_logits: bool = False):
         self.cfg, self.model, self.tokenizer = cfg, model, tokenizer
         tc = tokenizer_config or {}
         self.info = dataclasses.replace(TokenizerInfo.from_tokenizer(tokenizer),
@@ -112,6 +117,9 @@ class Reader:
                 model, lambda m, f, st, ep, tp, tv, rp, rv, n, c: strip(m.relate(f, st, ep, tp, tv, rp, rv, n, c)),
                 static_argnums=(7, 8))
         self.relation_chunk = relation_chunk
+        if max_mentions < 1:
+            raise ValueError(f"max_mentions must be >= 1, got {max_mentions}")
+        self.max_mentions = max_mentions
         self.shapes = ShapeLog()
 
     @classmethod
@@ -198,7 +206,12 @@ class Reader:
             return [self._row_output(host, b, r) for b, r in enumerate(rows)]
         self.shapes.add("ends", (n_rows, length, n_starts, text_len))
         b_out = self._ends(a["features"], a["start_pred"], pm, n_starts, text_len, triplet)
-        n_ment = min(bk.count(int(np.max(jax.device_get(b_out["num_mentions"])))), n_starts * text_len)
+        most = int(np.max(jax.device_get(b_out["num_mentions"])))
+        n_ment = min(bk.count(most), n_starts * text_len)
+        if triplet and most > self.max_mentions:
+            warnings.warn(f"a reader row predicted {most} mentions (an untrained or diverged model?): relations are "
+                          f"scored among its first {self.max_mentions} only (Reader(max_mentions=...))", stacklevel=2)
+            n_ment = self.max_mentions
         if self.cfg.is_span:
             c_sym = bk.count(max(int(r.special_symbols_mask.sum()) for r in rows))
             sym_pos, sym_valid = self._positions([r.special_symbols_mask for r in rows], n_rows, c_sym)

@@ -96,3 +96,27 @@ def test_triplet_reader_runs_with_bounded_programs():
     preds = reader.read(windows)
     assert len(preds) == 6 and sum(len(p.spans) for p in preds) > 0
     assert reader.num_compiles == reader.shapes.counts()["total"]
+
+
+def test_untrained_triplet_reader_scores_a_bounded_number_of_mentions():
+    """A reader whose start/end heads fire everywhere (an untrained model) predicts ~n^2/2 mentions per row, and the
+    pairwise relation cells grow as M^2 (the reference runs out of memory there): only the first `max_mentions` get
+    relation scores, with a warning; rows within the cap read exactly as without it."""
+    cfg, model, tok = tiny_triplet_reader(seed=0, n_relations=4)
+    rng = np.random.default_rng(4)
+    normal = [make_window(rng, 4, 0, triplets=True) for _ in range(3)]
+    roomy = Reader(cfg, model, tok, relation_threshold=0.3, max_mentions=10_000)
+    capped = Reader(cfg, model, tok, relation_threshold=0.3, max_mentions=64)
+    expected = roomy.read(normal)
+    assert max(k[4] for k in roomy.shapes.seen["heads"]) <= 64  # these rows stay within the cap
+    assert [(p.spans, p.triplets) for p in capped.read(normal)] == [(p.spans, p.triplets) for p in expected]
+    # make every token a start and every later token an end
+    bias = np.array(model.ned_start_classifier[4].bias.get_value())
+    bias[1] = 1e4
+    model.ned_start_classifier[4].bias.set_value(bias)
+    model.ned_end_classifier.dense_1.bias.set_value(model.ned_end_classifier.dense_1.bias.get_value() + 1e4)
+    capped.update_model(model)
+    with pytest.warns(UserWarning, match="relations are scored among its first 64"):
+        preds = capped.read([make_window(rng, 40, 0, triplets=True)])
+    assert max(k[4] for k in capped.shapes.seen["heads"]) == 64
+    assert 0 < len({s for t in preds[0].triplets for s in (t[0], t[2])}) <= 64
