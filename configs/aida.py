@@ -65,6 +65,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
         c.candidates_per_forward = 20
         c.learning_rate = 1e-4
         c.head_lr_multiplier = 10.0
+        c.head_init = "normal"  # learns faster than the reference's init at short budgets (configs/conll04.py)
         c.num_steps = 500
         c.warmup_steps = 40
         c.eval_every = 250
