@@ -54,9 +54,9 @@ def print_table(title: str, rows: list[tuple[str, dict[str, float]]], columns: l
 
 
 def evaluate_reader(reader_folder: str, config: Any, splits: list[str], out: Path) -> dict[str, dict[str, float]]:
-    from relik_jax.convert import load_reader
-    from relik_jax.datasets import write_jsonl
-    from relik_jax.reader_training import eval_reader, evaluate_windows, load_splits
+    from relik_jax.data.corpora import write_jsonl
+    from relik_jax.reader.convert import load_reader
+    from relik_jax.training.reader_train import eval_reader, evaluate_windows, load_splits
 
     cfg, model, tokenizer, _ = load_reader(reader_folder)
     task = "el" if cfg.is_span else "re"
@@ -84,8 +84,8 @@ def evaluate_reader(reader_folder: str, config: Any, splits: list[str], out: Pat
 
 def evaluate_retriever(encoder: str, index: str | None, config: Any, out: Path) -> dict[str, dict[str, float]]:
     """Recall@K of a retriever on the config's evaluation splits (index rebuilt from the KB when not given)."""
-    from relik_jax.retriever import Retriever
-    from relik_jax.retriever_training import RetrieverTrainer, aida_kb_and_samples, relation_kb_and_samples
+    from relik_jax.retriever.encoder import Retriever
+    from relik_jax.training.retriever_train import RetrieverTrainer, aida_kb_and_samples, relation_kb_and_samples
 
     kb, samples = aida_kb_and_samples(config) if config.dataset == "aida" else relation_kb_and_samples(config)
     retriever = Retriever.from_pretrained(encoder, index, batch_size=config.eval_batch_size,
@@ -107,8 +107,8 @@ def evaluate_retriever(encoder: str, index: str | None, config: Any, out: Path) 
 
 
 def evaluate_gerbil_pipeline(pipeline: str, datasets: list[str] | None, top_k: int | None) -> Any:
-    from relik_jax.gerbil import DEFAULT_DATASETS, evaluate_gerbil
-    from relik_jax.pipeline import Relik
+    from relik_jax.evaluation.gerbil.scoring import DEFAULT_DATASETS, evaluate_gerbil
+    from relik_jax.inference.pipeline import Relik
 
     relik = Relik.from_pretrained(pipeline)
     return evaluate_gerbil(relik.annotator(top_k), datasets or DEFAULT_DATASETS)

@@ -7,7 +7,7 @@
 
 `--config` is `path/to/config.py[:variant]` (the variant string is passed to `get_config`); any field can be
 overridden with `--config.<field>=<value>`. The config's `task` picks the trainer: `el`, `re`, `cie`
-(relik_jax.reader_training.train_reader) or `retriever` (relik_jax.retriever_training.train_retriever).
+(relik_jax.training.reader_train.train_reader) or `retriever` (relik_jax.training.retriever_train.train_retriever).
 Outputs go to `--workdir` (metrics JSONL + plot, orbax checkpoints for resuming, best model, test results).
 """
 
@@ -36,13 +36,13 @@ def main(argv: list[str]) -> None:
     config = FLAGS.config
     task = config.task
     if task in ("el", "re", "cie"):
-        from relik_jax.reader_training import train_reader
+        from relik_jax.training.reader_train import train_reader
 
         results = train_reader(config, FLAGS.workdir)
         summary = {k: results[k] for k in ("task", "dataset", "steps", "best_step", "test", "train_seconds",
                                            "steps_per_second", "train_step_compiles")}
     elif task == "retriever":
-        from relik_jax.retriever_training import train_retriever
+        from relik_jax.training.retriever_train import train_retriever
 
         results = train_retriever(config, FLAGS.workdir)
         summary = {k: results.get(k) for k in ("before", "after", "train_s")}

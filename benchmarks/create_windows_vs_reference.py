@@ -1,6 +1,6 @@
-"""relik_jax.datasets.create_windows against the reference `relik data create-windows` on the real datasets.
+"""relik_jax.data.corpora.create_windows against the reference `relik data create-windows` on the real datasets.
 
-Needs the private reference venv described in tests/data/make_reference_windows.py (spaCy + relik without
+Needs the private reference venv described in tests/fixtures/make_reference_windows.py (spaCy + relik without
 its heavy dependencies):
     PYTHONPATH=$PWD /tmp/spacy-venv/bin/python benchmarks/create_windows_vs_reference.py [--out cw.json]
 For each dataset it writes the raw §4.2 rows, runs the reference command and our port, and reports how many
@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "data"))
 import make_reference_windows  # noqa: E402,F401  (registers the reference package without its __init__)
 from relik.cli.data import create_windows as reference_create_windows  # noqa: E402
 
-from relik_jax import datasets  # noqa: E402
+from relik_jax.data import corpora as datasets  # noqa: E402
 
 
 def raw_sets() -> dict[str, tuple[list[dict], dict]]:

@@ -38,9 +38,9 @@ def _setup(out: Path, schedule_steps: int):  # noqa: ANN202
 
     from reference_train_conll04_io import our_config
 
-    from relik_jax.buckets import Buckets
-    from relik_jax.reader_inputs import TokenizerInfo
-    from relik_jax.reader_training import build_training_reader, load_splits, train_batches
+    from relik_jax.engine.buckets import Buckets
+    from relik_jax.reader.inputs import TokenizerInfo
+    from relik_jax.training.reader_train import build_training_reader, load_splits, train_batches
 
     config = our_config()
     config.update(dict(init="reader", backbone=str(out / "lockstep" / "init_reader_lockstep"), seed=0,
@@ -60,9 +60,9 @@ def _flat(state) -> dict[str, np.ndarray]:  # noqa: ANN001
 
 
 def ours(out: Path, reps: list[int], steps: int, schedule_steps: int) -> None:
-    from relik_jax.reader_losses import loss_fn
-    from relik_jax.reader_training import reader_optimizer, seed_dropout
-    from relik_jax.training import Trainer, to_numpy_metrics
+    from relik_jax.reader.losses import loss_fn
+    from relik_jax.training.reader_train import reader_optimizer, seed_dropout
+    from relik_jax.training.trainer import Trainer, to_numpy_metrics
 
     folder = out / "dynamics"
     folder.mkdir(parents=True, exist_ok=True)
@@ -90,8 +90,8 @@ def compare(out: Path, tag: str, steps: int, schedule_steps: int, next_batches: 
     import jax
     from flax import nnx
 
-    from relik_jax.convert import load_reader
-    from relik_jax.reader_losses import loss_fn
+    from relik_jax.reader.convert import load_reader
+    from relik_jax.reader.losses import loss_fn
 
     def reader_params(folder: Path) -> dict[str, np.ndarray]:
         return _flat(nnx.state(load_reader(folder)[1], nnx.Param))

@@ -27,7 +27,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from relik_jax.index import ExactSearcher, ScannParams, ScannSearcher
+from relik_jax.retriever.index import ExactSearcher, ScannParams, ScannSearcher
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -54,10 +54,10 @@ def realistic_vectors(n: int, dim: int, num_queries: int, seed: int = 0) -> tupl
 def aida_text_vectors(num_docs: int, num_queries: int) -> tuple[np.ndarray, np.ndarray]:
     """Real-text vectors: all-MiniLM-L6-v2 (our encoder) over AIDA train+testa 10-word windows (stride 2) as the
     KB, and 32-word testb windows as queries. Cached under relik_jax.paths.CACHE (encoding takes minutes)."""
-    from relik_jax import datasets
+    from relik_jax.data import corpora as datasets
     from relik_jax.paths import CACHE
-    from relik_jax.retriever import Retriever
-    from relik_jax.retriever_training import resolve_encoder
+    from relik_jax.retriever.encoder import Retriever
+    from relik_jax.training.retriever_train import resolve_encoder
 
     cache = CACHE / "benchmarks" / f"aida_minilm_{num_docs}_{num_queries}.npz"
     if cache.exists():

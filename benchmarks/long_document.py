@@ -25,11 +25,11 @@ def run_one(n_words: int) -> dict:
     from flax import nnx
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    from relik_jax.deberta import DebertaV2Config
-    from relik_jax.pipeline import Relik
-    from relik_jax.reader import ReaderConfig, build_reader
-    from relik_jax.reader_api import Reader
-    from relik_jax.reader_inputs import span_symbols
+    from relik_jax.inference.pipeline import Relik
+    from relik_jax.models.deberta import DebertaV2Config
+    from relik_jax.reader.inputs import span_symbols
+    from relik_jax.reader.model import ReaderConfig, build_reader
+    from relik_jax.reader.reader import Reader
 
     tok = Tokenizer(models.Unigram())
     tok.pre_tokenizer, tok.decoder = pre_tokenizers.Metaspace(), decoders.Metaspace()

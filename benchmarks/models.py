@@ -15,8 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from relik_jax.bert import BertConfig, BertModel
-from relik_jax.deberta import DebertaV2Config, DebertaV2Model
+from relik_jax.models.bert import BertConfig, BertModel
+from relik_jax.models.deberta import DebertaV2Config, DebertaV2Model
 
 # Paper / reference spec §2.1: small H=768/6 layers/12 heads/FFN 3072; base 768/12/12/3072; large 1024/24/16/4096.
 READERS = {"small": (768, 6, 12, 3072), "base": (768, 12, 12, 3072), "large": (1024, 24, 16, 4096)}
@@ -81,9 +81,9 @@ def random_model(config, dtype: str = "fp32", seed: int = 0) -> nnx.Module:
 
 
 def reader_available() -> bool:
-    """Whether this checkout has the ReLiK reader (`relik_jax.reader_api`)."""
+    """Whether this checkout has the ReLiK reader (`relik_jax.reader.reader`)."""
     try:
-        import relik_jax.reader_api  # noqa: F401
+        import relik_jax.reader.reader  # noqa: F401
     except ImportError:
         return False
     return True
@@ -92,7 +92,7 @@ def reader_available() -> bool:
 def random_reader(size: str, task: str, layers: int | None = None, dtype: str = "fp32", seed: int = 0):
     """(ReaderConfig, SpanReader | TripletReader) shaped like the hub readers (EL: 101 symbols; NYT: 24 relation
     symbols; cIE: 25 relation + 76 entity symbols with entity typing), with random weights."""
-    from relik_jax.reader import SPAN_ARCH, TRIPLET_ARCH, ReaderConfig, build_reader
+    from relik_jax.reader.model import SPAN_ARCH, TRIPLET_ARCH, ReaderConfig, build_reader
 
     cie = task == "cie"
     rcfg = ReaderConfig(architecture=SPAN_ARCH if task == "el" else TRIPLET_ARCH,
@@ -113,7 +113,7 @@ def calibrate_reader(reader, task: str, batch, start_rate: float) -> dict[str, f
     """Shift the random start (and, for RE/cIE, binary end) classifier biases of `reader.model` so that it predicts
     about `start_rate` mention starts per text token and about one end per start, as trained readers do. Random
     heads would otherwise mark about half of all tokens as starts, making the heads far costlier than on real
-    models. `reader` is a `relik_jax.reader_api.Reader`; its compiled stages compute the shifts on `batch` (a
+    models. `reader` is a `relik_jax.reader.reader.Reader`; its compiled stages compute the shifts on `batch` (a
     `workloads.Batch`, so the programs are reused by the timed passes) and then receive the new weights."""
     model, bk = reader.model, reader.buckets
     ids, att, tt = batch.input_ids, batch.attention_mask, batch.token_type_ids

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import rdflib  # noqa: E402
 
-from relik_jax.nif_service import serve_nif  # noqa: E402
+from relik_jax.evaluation.gerbil.service import serve_nif  # noqa: E402
 
 NIF_NS = "http://persistence.uni-leipzig.org/nlp2rdf/ontologies/nif-core#"
 ITS_NS = "http://www.w3.org/2005/11/its/rdf#"
@@ -74,7 +74,7 @@ def doc_text(client: int, k: int) -> str:
 
 
 def parse_answer(data: bytes, ctx: str) -> set[tuple[int, int, str]]:
-    """Mentions of context `ctx` in an answer, read with plain rdflib (independent of relik_jax.nif)."""
+    """Mentions of context `ctx` in an answer, read with plain rdflib (independent of relik_jax.evaluation.gerbil.nif)."""
     g = rdflib.Graph()
     g.parse(data=data.decode("utf-8"), format="turtle")
     nif = rdflib.Namespace(NIF_NS)

@@ -22,11 +22,11 @@ import jax
 import numpy as np
 from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers, trainers
 
-from relik_jax.convert import random_reader
-from relik_jax.deberta import DebertaV2Config
-from relik_jax.reader import ReaderConfig
-from relik_jax.reader_api import Reader
-from relik_jax.reader_inputs import ReaderWindow, span_symbols
+from relik_jax.models.deberta import DebertaV2Config
+from relik_jax.reader.convert import random_reader
+from relik_jax.reader.inputs import ReaderWindow, span_symbols
+from relik_jax.reader.model import ReaderConfig
+from relik_jax.reader.reader import Reader
 
 SIZES = {  # hidden, layers, heads, ffn, linears_hidden_size
     "tiny": (64, 2, 4, 160, 32),

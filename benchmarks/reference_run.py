@@ -20,7 +20,8 @@ import jax
 import numpy as np
 
 from benchmarks import models, workloads
-from relik_jax import hf_io, paths
+from relik_jax import paths
+from relik_jax.io import hf_io
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE_TIMEOUT_S = 1800
@@ -86,8 +87,8 @@ def compare(results: list[dict], wls: dict, samples: dict, preset, device: jax.D
         start_rate = sum(x.mentions for x in rows) / max(sum(x.text_len - 2 for x in rows), 1)
         reader = None
         if r["measured"] == "reader":  # the same weights (and calibration) as the timed row
-            from relik_jax.buckets import Buckets
-            from relik_jax.reader_api import Reader
+            from relik_jax.engine.buckets import Buckets
+            from relik_jax.reader.reader import Reader
 
             rcfg, model = models.random_reader(r["model"], w.task, preset.layers, "fp32")
             reader = Reader(rcfg, model, workloads.load_tokenizer(), use_nme=w.task != "re",
@@ -156,7 +157,7 @@ def compare(results: list[dict], wls: dict, samples: dict, preset, device: jax.D
         rows_done[0]["reference"]["torch"], rows_done[0]["reference"]["threads"])
     tail = ("\nReference batching = its greedy 2048-token batches in input order (§1.5); ours = the batches of the "
             "timed row. Reader = backbone + heads (`RelikReaderSpanModel` / `RelikReaderREModel`; ours: "
-            "`relik_jax.reader_api.Reader`), both with our random weights whose start/end biases are shifted to "
+            "`relik_jax.reader.reader.Reader`), both with our random weights whose start/end biases are shifted to "
             "predict about the gold number of mentions; same predictions = identical start positions (RE: starts "
             "that keep an end) and, for EL, identical linked symbols, per row of the first batch.\n")
     return head + "\n" + "\n".join(lines) + "\n" + tail
@@ -167,7 +168,7 @@ def time_backbone(backbone, batches: list[workloads.Batch], device: jax.Device, 
     import statistics
     import time
 
-    from relik_jax.compiled import CompiledForward
+    from relik_jax.engine.compiled import CompiledForward
 
     fwd = CompiledForward(backbone, lambda m, ids, mask: m(ids, mask))
     inputs = [(jax.device_put(b.input_ids, device), jax.device_put(b.attention_mask, device)) for b in batches]

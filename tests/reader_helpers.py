@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
-from relik_jax.convert import random_reader
-from relik_jax.deberta import DebertaV2Config
-from relik_jax.reader import ReaderConfig
-from relik_jax.reader_inputs import relation_symbols, span_symbols
+from relik_jax.models.deberta import DebertaV2Config
+from relik_jax.reader.convert import random_reader
+from relik_jax.reader.inputs import relation_symbols, span_symbols
+from relik_jax.reader.model import ReaderConfig
 
 CORPUS = [
     "Barack Obama was born in Honolulu , Hawaii . He was the 44th president of the United States .",

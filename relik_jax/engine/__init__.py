@@ -1,0 +1,1 @@
+"""Running jitted models fast: static shape buckets, compiled-forward cache, FLOP floors."""

@@ -1,0 +1,502 @@
+"""A NIF web service GERBIL can call, wrapping any annotator callable (stdlib http.server, loopback by
+default).
+
+GERBIL POSTs one NIF Turtle document per request (`Content-Type: application/x-turtle`) holding a
+`nif:Context`
+with `nif:isString`; the answer is the same context plus one phrase per predicted mention (`nif:beginIndex`,
+`nif:endIndex` in UTF-16 code units, `itsrdf:taIdentRef` DBpedia or Wikipedia URI). Requests that arrive
+together
+are annotated in one annotator call (a small batching queue in front of the annotator thread). Malformed input
+gets HTTP 400 with the reason; the server itself never stops on bad input.
+
+annotator(texts: list[str]) -> list[list[(char_start, char_end_exclusive, wikipedia_title)]], Python offsets.
+The URI style is chosen per request path: `/dbpedia` or `/wikipedia` (any other path: the server's
+default), so one
+server can serve GERBIL experiments on datasets that expect different KB URIs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import itertools
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+from relik_jax.evaluation.gerbil.nif import (
+    NifDocument,
+    NifError,
+    NifMention,
+    OffsetMap,
+    parse_nif,
+    utf16_len,
+    write_nif,
+)
+from relik_jax.evaluation.gerbil.scoring import DBPEDIA_RESOURCE, UriNormalizer, is_kb_uri, title_to_uri, uri_to_title
+
+Annotator = Callable[[list[str]], list[list[tuple[int, int, str]]]]
+URI_STYLES = ("dbpedia", "wikipedia")
+TURTLE = "application/x-turtle;charset=UTF-8"
+_ACCEPTED_TYPES = ("application/x-turtle", "text/turtle", "application/turtle")
+
+
+class AnnotatorError(RuntimeError):
+    """The annotator raised or returned something that is not per-text lists of (start, end, title)."""
+
+
+# ----------------------------------------------------------------------------------------------------
+# Batching
+# ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Job:
+    texts: list[str]
+    future: Future
+
+
+class AnnotationBatcher:
+    """One worker thread calls the annotator; jobs waiting in the queue when it is free are merged into one
+    call
+    (up to max_batch texts; after the first job it waits at most max_wait_s for more)."""
+
+    def __init__(self, annotator: Annotator, max_batch: int = 32, max_wait_s: float = 0.002):
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+        self.annotator = annotator
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_s
+        self.calls = 0  # annotator calls made (batches)
+        self.texts = 0  # texts annotated
+        self._queue: queue.Queue[_Job | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="nif-annotator", daemon=True)
+        self._thread.start()
+
+    def submit(self, texts: list[str]) -> Future:
+        fut: Future = Future()
+        self._queue.put(_Job(list(texts), fut))
+        return fut
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        pending: _Job | None = None
+        stop = False
+        while not stop:
+            job = pending if pending is not None else self._queue.get()
+            pending = None
+            if job is None:
+                return
+            jobs = [job]
+            n = len(job.texts)
+            while n < self.max_batch:
+                try:
+                    nxt = self._queue.get(timeout=self.max_wait_s)
+                except queue.Empty:
+                    break
+                if nxt is None:  # stop after this batch
+                    stop = True
+                    break
+                if n + len(nxt.texts) > self.max_batch:
+                    pending = nxt  # starts the next batch
+                    break
+                jobs.append(nxt)
+                n += len(nxt.texts)
+            self._annotate(jobs)
+
+    def _annotate(self, jobs: list[_Job]) -> None:
+        texts = [t for job in jobs for t in job.texts]
+        try:
+            results = self.annotator(texts)
+            _check_annotations(texts, results)
+        except Exception as err:  # one bad batch must not kill the worker: report it to every waiting request
+            failure = (
+                err if isinstance(err, AnnotatorError) else AnnotatorError(f"{type(err).__name__}: {err}")
+            )
+            for job in jobs:
+                job.future.set_exception(failure)
+            return
+        self.calls += 1
+        self.texts += len(texts)
+        start = 0
+        for job in jobs:
+            job.future.set_result(results[start : start + len(job.texts)])
+            start += len(job.texts)
+
+
+def _check_annotations(texts: list[str], results: object) -> None:
+    if not isinstance(results, (list, tuple)) or len(results) != len(texts):
+        got = len(results) if isinstance(results, (list, tuple)) else type(results).__name__
+        raise AnnotatorError(f"annotator must return one list per text ({len(texts)}), got {got}")
+    for i, (text, spans) in enumerate(zip(texts, results, strict=True)):
+        for span in spans:
+            if not (isinstance(span, (list, tuple)) and len(span) == 3):
+                raise AnnotatorError(f"text {i}: annotation {span!r} is not (start, end, title)")
+            start, end, title = span
+            if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(text)):
+                raise AnnotatorError(f"text {i}: span ({start!r}, {end!r}) outside [0, {len(text)}] or empty")
+            if not isinstance(title, str) or not title.strip():
+                raise AnnotatorError(f"text {i}: title {title!r} is not a non-empty string")
+
+
+# ----------------------------------------------------------------------------------------------------
+# HTTP server
+# ----------------------------------------------------------------------------------------------------
+
+
+def annotate_documents(
+    docs: Sequence[NifDocument], results: Sequence[Sequence[tuple[int, int, str]]], uri_style: str
+) -> list[NifDocument]:
+    """Answer documents: same context URI and text, one mention per prediction (UTF-16 offsets, KB URIs)."""
+    out = []
+    for doc, spans in zip(docs, results, strict=True):
+        offsets = OffsetMap(doc.text)
+        mentions = [
+            NifMention(
+                offsets.to_utf16(s), offsets.to_utf16(e), (title_to_uri(t, uri_style),), anchor=doc.text[s:e]
+            )
+            for s, e, t in spans
+        ]
+        out.append(NifDocument(doc.uri, doc.text, mentions))
+    return out
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: NifHTTPServer
+    protocol_version = "HTTP/1.0"
+    # stdlib default HTTP/0.9 would answer a garbled request line without a status line
+    default_request_version = "HTTP/1.0"
+    timeout = 30  # seconds a client may take to send its request (no slow client can hold a thread forever)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+        if self.server.verbose:
+            super().log_message(format, *args)
+
+    def _reply(self, code: int, body: str, content_type: str = "text/plain; charset=utf-8") -> None:
+        data = body.encode("utf-8")
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _error(self, code: int, reason: str) -> None:
+        self.server.count("errors_" + str(code))
+        self._reply(code, reason + "\n")
+
+    def do_GET(self) -> None:
+        self._reply(200, "relik-jax NIF annotator: POST a NIF Turtle document (application/x-turtle)\n")
+
+    def do_POST(self) -> None:
+        srv = self.server
+        style = urlsplit(self.path).path.rstrip("/").rsplit("/", 1)[-1]
+        uri_style = style if style in URI_STYLES else srv.uri_style
+        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if ctype and ctype not in _ACCEPTED_TYPES:
+            return self._error(415, f"Content-Type must be application/x-turtle (NIF Turtle), got {ctype!r}")
+        length_header = self.headers.get("Content-Length")
+        if length_header is None:
+            return self._error(411, "Content-Length header required")
+        try:
+            length = int(length_header)
+        except ValueError:
+            return self._error(400, f"Content-Length is not an integer: {length_header!r}")
+        if length < 0 or length > srv.max_body_bytes:
+            return self._error(413, f"body of {length} bytes outside [0, {srv.max_body_bytes}]")
+        try:
+            body = self.rfile.read(length)
+        except TimeoutError:
+            return self._error(408, "request body not received in time")
+        if len(body) != length:
+            return self._error(400, f"body ended after {len(body)} of {length} bytes")
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as err:
+            return self._error(400, f"body is not UTF-8: {err}")
+        try:
+            corpus = parse_nif(text, strict=True)
+        except NifError as err:
+            return self._error(400, f"malformed NIF: {err}")
+        except Exception as err:  # anything rdflib lets through is still the request's fault, never a crash
+            return self._error(400, f"malformed NIF: {type(err).__name__}: {err}")
+        docs = corpus.documents
+        if not docs:
+            return self._error(400, "malformed NIF: no nif:Context with nif:isString in the request")
+        future = srv.batcher.submit([d.text for d in docs])
+        try:
+            results = future.result(timeout=srv.annotate_timeout_s)
+        except FutureTimeout:
+            return self._error(503, f"annotator did not answer within {srv.annotate_timeout_s} s")
+        except AnnotatorError as err:
+            return self._error(500, f"annotator failed: {err}")
+        answer = write_nif(annotate_documents(docs, results, uri_style))
+        srv.count("answered")
+        self._reply(200, answer, TURTLE)
+
+
+class NifHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256  # 50+ clients connecting at once must not overflow the listen backlog
+
+    def __init__(self, address, batcher: AnnotationBatcher, uri_style: str, max_body_bytes: int,
+                 annotate_timeout_s: float, verbose: bool):  # fmt: skip
+        super().__init__(address, _Handler)
+        self.batcher = batcher
+        self.uri_style = uri_style
+        self.max_body_bytes = max_body_bytes
+        self.annotate_timeout_s = annotate_timeout_s
+        self.verbose = verbose
+        self.counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def count(self, key: str) -> None:
+        with self._lock:
+            self.counts[key] = self.counts.get(key, 0) + 1
+
+
+class NifServer:
+    """A running service: `url`, `counts` (answered / errors_<code>), `batcher` stats, `shutdown()`."""
+
+    def __init__(self, httpd: NifHTTPServer, thread: threading.Thread | None):
+        self.httpd = httpd
+        self.thread = thread
+        host, port = httpd.server_address[:2]
+        self.url = f"http://{host}:{port}"
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return dict(self.httpd.counts)
+
+    @property
+    def batcher(self) -> AnnotationBatcher:
+        return self.httpd.batcher
+
+    def serve_forever(self) -> None:
+        try:
+            self.httpd.serve_forever()
+        finally:
+            self.httpd.server_close()
+            self.httpd.batcher.close()
+
+    def shutdown(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.httpd.batcher.close()
+        if self.thread is not None:
+            self.thread.join(timeout=10)
+
+    def __enter__(self) -> NifServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+
+def serve_nif(
+    annotator: Annotator,
+    host: str = "127.0.0.1",
+    port: int = 1235,
+    uri_style: str = "dbpedia",
+    max_batch: int = 32,
+    max_wait_ms: float = 2.0,
+    max_body_bytes: int = 10_000_000,
+    annotate_timeout_s: float = 300.0,
+    block: bool = True,
+    verbose: bool = False,
+) -> NifServer:
+    """Serve `annotator` as a GERBIL NIF web service on host:port (port 0: any free port).
+
+    block=True serves until interrupted; block=False starts a background thread and returns the NifServer
+    (call .shutdown()).
+    """
+    if uri_style not in URI_STYLES:
+        raise ValueError(f"uri_style must be one of {URI_STYLES}, got {uri_style!r}")
+    batcher = AnnotationBatcher(annotator, max_batch=max_batch, max_wait_s=max_wait_ms / 1000)
+    httpd = NifHTTPServer((host, port), batcher, uri_style, max_body_bytes, annotate_timeout_s, verbose)
+    if block:
+        server = NifServer(httpd, None)
+        print(f"NIF service on {server.url}/ (paths /dbpedia, /wikipedia choose the URI style)", flush=True)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        return server
+    thread = threading.Thread(target=httpd.serve_forever, name="nif-http", daemon=True)
+    thread.start()
+    return NifServer(httpd, thread)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Client (what GERBIL does: one POST per document)
+# ----------------------------------------------------------------------------------------------------
+
+_request_ids = itertools.count()
+
+
+def gerbil_request(doc: NifDocument, with_gold_spans: bool = False) -> tuple[str, str]:
+    """(context URI, NIF Turtle) of GERBIL's request for a document: the context only (A2KB) or with the gold
+    phrases minus their URIs (D2KB)."""
+    uri = (
+        f"http://www.aksw.org/gerbil/NifWebService/request_{next(_request_ids)}#char=0,{utf16_len(doc.text)}"
+    )
+    mentions = [NifMention(m.begin, m.end) for m in doc.mentions] if with_gold_spans else []
+    return uri, write_nif(NifDocument(uri, doc.text, mentions))
+
+
+class NifClient:
+    """POSTs documents to a NIF service and parses the answers (as GERBIL's NIFBasedAnnotatorWebservice)."""
+
+    def __init__(self, url: str, timeout_s: float = 300.0):
+        parts = urlsplit(url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError(f"NIF service URL must be http://host:port/path, got {url!r}")
+        self.host, self.port, self.path = parts.hostname, parts.port or 80, parts.path or "/"
+        self.timeout_s = timeout_s
+
+    def post(self, body: bytes, content_type: str = TURTLE) -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout_s)
+        try:
+            conn.request(
+                "POST", self.path, body=body, headers={"Content-Type": content_type, "Accept": TURTLE}
+            )
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        finally:
+            conn.close()
+
+    def annotate(self, doc: NifDocument, with_gold_spans: bool = False) -> NifDocument:
+        """The service's answer for `doc` (mentions in UTF-16 offsets); raises on HTTP errors or bad
+        answers."""
+        uri, body = gerbil_request(doc, with_gold_spans)
+        status, data = self.post(body.encode("utf-8"))
+        if status != 200:
+            raise RuntimeError(f"NIF service answered HTTP {status}: {data[:300].decode('utf-8', 'replace')}")
+        answer = {d.uri: d for d in parse_nif(data.decode("utf-8"), strict=True).documents}
+        if uri not in answer:
+            raise RuntimeError(f"NIF service answer lacks the request context <{uri}>")
+        got = answer[uri]
+        if got.text != doc.text:
+            raise RuntimeError(f"NIF service changed the text of <{uri}>")
+        return NifDocument(doc.uri, doc.text, got.mentions)
+
+    def annotate_many(
+        self,
+        docs: Sequence[NifDocument],
+        clients: int = 4,
+        with_gold_spans: bool = False,
+        timings_ms: list[float] | None = None,
+    ) -> list[NifDocument | None]:
+        """Answers for all documents (None where the request failed: GERBIL's error count); the time of each
+        request (ms, POST to parsed answer) is appended to timings_ms, in document order."""
+
+        def one(doc: NifDocument) -> tuple[NifDocument | None, float]:
+            t0 = time.perf_counter()
+            try:
+                answer = self.annotate(doc, with_gold_spans)
+            except Exception:
+                answer = None
+            return answer, 1000 * (time.perf_counter() - t0)
+
+        with ThreadPoolExecutor(max_workers=max(1, clients)) as pool:
+            results = list(pool.map(one, docs))
+        if timings_ms is not None:
+            timings_ms.extend(ms for _, ms in results)
+        return [answer for answer, _ in results]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Gold annotator (testing the whole path) and CLI entry
+# ----------------------------------------------------------------------------------------------------
+
+
+def gold_titles(doc: NifDocument, normalizer: UriNormalizer | None = None) -> list[tuple[int, int, str]]:
+    """InKB gold mentions of a document as annotator output: (char_start, char_end, Wikipedia title)."""
+    normalizer = normalizer or UriNormalizer()
+    offsets = OffsetMap(doc.text)
+    out = []
+    for m in doc.mentions:
+        uris = normalizer.expand(m.uris)
+        if not any(is_kb_uri(u) for u in uris):
+            continue  # emerging entity: an annotator answering Wikipedia titles has nothing to say
+        candidates = sorted(uris, key=lambda u: (not u.startswith(DBPEDIA_RESOURCE), "%" in u, u))
+        title = next((t for t in map(uri_to_title, candidates) if t), None)
+        if title is None or m.begin >= m.end:
+            continue
+        out.append((offsets.to_py(m.begin), offsets.to_py(m.end), title))
+    return out
+
+
+def gold_annotator(
+    docs: Sequence[NifDocument], same_as: dict[str, set[str]] | None = None, sequenced: bool = True
+) -> Annotator:
+    """An annotator answering each known text with its gold InKB mentions (unknown texts: nothing).
+
+    Some datasets repeat a text with different gold (RSS-500 has 9 such sentences). sequenced=True answers the
+    k-th request for a text with the k-th such document's gold (exact when documents are sent in dataset
+    order,
+    e.g. evaluate_gerbil(clients=1)); sequenced=False answers the union (what any text-only annotator faces).
+    """
+    normalizer = UriNormalizer(same_as)
+    table: dict[str, list[list[tuple[int, int, str]]]] = {}
+    for doc in docs:
+        table.setdefault(doc.text, []).append(gold_titles(doc, normalizer))
+    union = {t: sorted({s for spans in lists for s in spans}) for t, lists in table.items()}
+    seen: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def annotate(texts: list[str]) -> list[list[tuple[int, int, str]]]:
+        out = []
+        for t in texts:
+            if t not in table:
+                out.append([])
+            elif not sequenced:
+                out.append(list(union[t]))
+            else:
+                with lock:
+                    k = seen.get(t, 0)
+                    seen[t] = k + 1
+                out.append(list(table[t][k % len(table[t])]))
+        return out
+
+    return annotate
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`relik-jax serve --nif` entry (for now serving gold annotations of a dataset, useful to test
+    GERBIL)."""
+    parser = argparse.ArgumentParser(prog="relik-jax serve --nif", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--gold", required=True, help="GERBIL dataset name (e.g. kore50) or NIF .ttl file to serve"
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=1235)
+    parser.add_argument("--uri-style", choices=URI_STYLES, default="dbpedia")
+    parser.add_argument("--max-batch", type=int, default=32)
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    from relik_jax.evaluation.gerbil.datasets import load_gerbil_dataset
+
+    ds = load_gerbil_dataset(args.gold)
+    serve_nif(
+        gold_annotator(ds.documents, ds.same_as),
+        host=args.host,
+        port=args.port,
+        uri_style=args.uri_style,
+        max_batch=args.max_batch,
+        verbose=args.verbose,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

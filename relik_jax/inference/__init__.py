@@ -1,0 +1,1 @@
+"""Text in, annotations out: the ReLiK pipeline, window merging, output types."""

@@ -1,0 +1,1 @@
+"""Reading and writing other frameworks' files: Hugging Face folders, torch pickles (no torch needed)."""

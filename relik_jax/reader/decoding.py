@@ -1,0 +1,162 @@
+"""Reader outputs -> spans / triplets, word and char offsets, step-for-step as the reference (host side, numpy).
+
+Span reader (`RelikReaderForSpanExtraction._batch_predict`, `RelikDataset.merge_patches_predictions`,
+`convert_to_char_annotations`):
+- token indices drop the CLS (`position - 1`);
+- linking class c -> `predictable_candidates[c - 1]` [QUIRK: class 0, the CLS column, -> the *last* candidate];
+  the top-k probability list uses the same `- 1`;
+- patches are merged in order, a span keeps the first non-NME title (NME can be overridden);
+- char spans `(token2char_start[s], token2char_end[e], title)`, NME removed; end < start is possible [QUIRK].
+
+Triplet reader (`RelikReaderForTripletExtraction._batch_predict`, `RelikREDataset._convert_annotations`,
+`convert_to_char_annotations`, `_new_output_format`):
+- entities in (start, end) order; triplets = every (i, j, r) with P > threshold (strict), lexicographic,
+  self-relations (i == j) kept; probability `float(float32(p).round(2))`;
+- entity sub-tokens snap to word boundaries (start left, end right); entities that cannot be snapped are
+  skipped, and triplet indices then point into the shortened list [QUIRK]; NME entities are kept;
+- word spans `(w_start, w_end + 1, label)`, char spans via the word -> sub-token inverse maps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from relik_jax.reader.inputs import NME, SpanRow, TextTokens, TripletRow
+
+Span = tuple[int, int, str]
+
+
+@dataclasses.dataclass
+class SpanPatch:
+    """Decoded predictions of one span-reader row, in text sub-token indices (CLS dropped)."""
+
+    predicted_window_labels: dict[str, list[list[int]]]
+    span_title_probabilities: dict[tuple[int, int], list[tuple[str, float]]]
+    predictable_candidates: list[str]
+
+
+def decode_span_row(row: SpanRow, mentions: Sequence[tuple[int, int]], ed_pred: np.ndarray, ed_probs: np.ndarray,
+                    top_k: int = 5) -> SpanPatch:
+    """mentions: (start, end) positions (with CLS) in reference order; ed_pred [M]; ed_probs [M, C] (valid C)."""
+    cands = row.predictable_candidates
+    labels: dict[str, list[list[int]]] = {}
+    probs: dict[tuple[int, int], list[tuple[str, float]]] = {}
+    for k, (s, e) in enumerate(mentions):
+        s, e = int(s) - 1, int(e) - 1
+        title = cands[int(ed_pred[k]) - 1]
+        labels.setdefault(title, []).append([s, e])
+        p = np.asarray(ed_probs[k])
+        order = p.argsort()[::-1]
+        n = min(top_k, len(order)) if top_k != -1 else len(order)
+        probs[(s, e)] = [(cands[int(order[i]) - 1], float(p[order[i]])) for i in range(n)]
+    return SpanPatch(labels, probs, list(cands))
+
+
+def merge_patches(patches: Sequence[SpanPatch]) -> tuple[dict[str, list[tuple[int, int]]],
+                                                        dict[tuple[int, int], list[tuple[str, float]]]]:
+    """Patches in patch order -> (title -> spans, span -> top-k probabilities)."""
+    span2title: dict[tuple[int, int], str] = {}
+    span_probs: dict[tuple[int, int], list[tuple[str, float]]] = {}
+    for patch in patches:
+        for title, spans in patch.predicted_window_labels.items():
+            for span in spans:
+                span = tuple(span)
+                current = span2title.get(span)
+                if current is None or current == NME:
+                    span2title[span] = title
+        for span, tp in patch.span_title_probabilities.items():
+            span_probs.setdefault(span, tp)
+    labels: dict[str, list[tuple[int, int]]] = {}
+    for span, title in span2title.items():
+        labels.setdefault(title, []).append(span)
+    return labels, span_probs
+
+
+def span_char_annotations(text: TextTokens, labels: dict[str, list[tuple[int, int]]],
+                          span_probs: dict[tuple[int, int], list[tuple[str, float]]], remove_nmes: bool = True
+                          ) -> tuple[set[Span], dict[tuple[int, int], list[tuple[str, float]]]]:
+    spans = {(text.char_starts[s], text.char_ends[e], title) for title, ss in labels.items()
+             if not (remove_nmes and title == NME) for s, e in ss}
+    probs = {(text.char_starts[s], text.char_ends[e]): tp for (s, e), tp in span_probs.items()}
+    return spans, probs
+
+
+def _snap(text: TextTokens, n_tokens: int, s: int, e: int) -> tuple[int, int] | None:
+    """Sub-token span -> document word span (start snapped left, end right), None if it runs off the row."""
+    while s not in text.token2word_start:
+        s -= 1
+        if s < 0:
+            break
+    while e not in text.token2word_end:
+        e += 1
+        if e >= n_tokens:
+            break
+    if s < 0 or e >= n_tokens:
+        return None
+    return text.token2word_start[s], text.token2word_end[e]
+
+
+def span_word_annotations(text: TextTokens, n_tokens: int, labels: dict[str, list[tuple[int, int]]],
+                          remove_nmes: bool = True) -> set[Span]:
+    """WORD annotation type of the span reader (document-level word indices, end exclusive)."""
+    out = set()
+    for title, spans in labels.items():
+        if remove_nmes and title == NME:
+            continue
+        for s, e in spans:
+            w = _snap(text, n_tokens, s, e)
+            if w is not None:
+                out.add((w[0], w[1] + 1, title))
+    return out
+
+
+@dataclasses.dataclass
+class TripletPrediction:
+    """Word-level and char-level outputs of one triplet-reader window (reference `_new_output_format`)."""
+
+    word_entities: list[Span]  # in entity order (after the snapping filter)
+    word_triplets: list[dict[str, Any]]  # {"subject": Span, "relation": str, "object": Span, "probability": float}
+    spans: list[Span]  # char spans, sorted(set, key=start)
+    triplets: list[tuple[int, str, int, float]]  # (subject index in spans, relation, object index, probability)
+
+
+def decode_triplet_row(row: TripletRow, mentions: Sequence[tuple[int, int]], type_pred: np.ndarray | None,
+                       re_probs: np.ndarray, threshold: float) -> TripletPrediction:
+    """mentions (start, end) positions with CLS, reference order; type_pred [M] or None; re_probs [M, M, R]."""
+    text = row.text
+    n = len(mentions)
+    raw = [(int(s), int(e), int(type_pred[k]) if type_pred is not None else None)
+           for k, (s, e) in enumerate(mentions)]
+    probs = np.asarray(re_probs, dtype=np.float32)[:n, :n]
+    cells = np.argwhere(probs > np.float32(threshold))
+    entities: list[Span] = []
+    for s, e, t in raw:
+        w = _snap(text, row.n_all_tokens, s - 1, e - 1)
+        if w is None:
+            continue
+        label = row.span_candidates[t] if (row.span_candidates and t is not None) else NME
+        entities.append((w[0], w[1] + 1, label))
+    word_triplets = []
+    for i, j, r in cells:
+        if i >= len(entities) or j >= len(entities):
+            continue  # the reference would raise IndexError after skipping entities; never seen in practice
+        word_triplets.append({"subject": entities[i], "relation": row.triplet_candidates[r], "object": entities[j],
+                              "probability": float(probs[i, j, r].round(2))})
+    w2ts, w2te = text.word2token_start(), text.word2token_end()
+
+    def to_char(span: Span) -> Span:
+        return (text.char_starts[w2ts[span[0]]], text.char_ends[w2te[span[1] - 1]], span[2])
+
+    char_entities = [to_char(x) for x in entities]
+    char_triplets = [dict(t, subject=to_char(t["subject"]), object=to_char(t["object"])) for t in word_triplets]
+    spans = sorted(set(char_entities), key=lambda x: x[0])
+    triplets = []
+    for t in char_triplets:
+        si = next(k for k, p in enumerate(spans) if p[:2] == t["subject"][:2])
+        oi = next(k for k, p in enumerate(spans) if p[:2] == t["object"][:2])
+        triplets.append((si, t["relation"], oi, t["probability"]))
+    return TripletPrediction(entities, word_triplets, spans, triplets)

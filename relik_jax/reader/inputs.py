@@ -1,0 +1,366 @@
+"""Reader inputs: special symbols, per-word tokenization, row layout, candidate trimming and patches.
+
+This is the host-side (numpy / Python) half of the ReLiK reader, kept step-for-step equal to the reference
+(`relik/reader/data/relik_reader_data.py` for the span reader, `relik_reader_re_data.py` for the triplet reader;
+spec: shared/reference/relik-reference.md §1):
+
+- every word of the window is tokenized as its own string (`add_special_tokens=False`); sub-token char offsets are
+  shifted by the word's absolute char start;
+- rows are `[CLS] text [SEP] candidates [SEP]`, a candidate being `"<symbol> <text>"` (or the bare `--NME--`);
+- span reader: candidates that do not fit `model_max_length` (with the reference's `+20` slack and strict `<`) go to
+  further rows ("patches") whose symbols continue the numbering; a patch that cannot take a single real candidate is
+  a clear error (the reference loops forever there);
+- triplet reader: no patches; the trimming follows the *fixed* reference (GitHub HEAD, after issue #7): keep `i`
+  entity-type candidates and the candidates list's next `i` elements after them (the middle `[SEP]` plus `i - 1`
+  relations). The PyPI 1.0.7 wheel keeps `cands[len(span):i]` there, i.e. no relation symbol at all.
+  For a triplet reader without entity types we keep the first `i` relations (HEAD would repeat them).
+
+Every row carries what decoding needs (candidate lists, sub-token -> char / word maps).
+Shapes: one row = 1-D int32/bool arrays of its own length; batching and padding live in `buckets.py`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from relik_jax.text.tokenization import special_token_id
+
+NME = "--NME--"
+SLACK = 20  # the reference reserves 20 positions for "special tokens" when trimming candidates
+
+
+def span_symbols(n: int) -> list[str]:
+    """`--NME--, [E-0] ... [E-(n-1)]` (n + 1 strings), the reference's `get_special_symbols(n)`."""
+    return [NME] + [f"[E-{i}]" for i in range(n)]
+
+
+def relation_symbols(n: int, use_nme: bool = False) -> list[str]:
+    """`[R-0] ... [R-(n-1)]`, optionally prefixed by `--NME--` (`get_special_symbols_re`)."""
+    return ([NME] if use_nme else []) + [f"[R-{i}]" for i in range(n)]
+
+
+def candidate_string(symbol: str, text: str) -> str:
+    return text if text == NME else f"{symbol} {text}"
+
+
+@dataclasses.dataclass
+class ReaderWindow:
+    """What the reader needs from a window: its words with absolute char offsets, and its candidates.
+
+    `first_word_index` is the document-level index of `words[0]` (word offsets in outputs are document-level, as in
+    the reference). Candidates are plain strings (retrieved document texts / relation names).
+    """
+
+    words: list[str]
+    word_starts: list[int]
+    word_ends: list[int]
+    first_word_index: int = 0
+    span_candidates: list[str] | None = None
+    triplet_candidates: list[str] | None = None
+    doc_id: Any = None
+    window_id: Any = None
+    offset: int | None = None
+
+    def __post_init__(self) -> None:
+        if not (len(self.words) == len(self.word_starts) == len(self.word_ends)):
+            raise ValueError(f"window {self.doc_id}/{self.window_id}: {len(self.words)} words but "
+                             f"{len(self.word_starts)} starts and {len(self.word_ends)} ends")
+
+    @classmethod
+    def from_reference(cls, d: dict[str, Any]) -> ReaderWindow:
+        """From a reference `RelikReaderSample` dict (window JSON: `words`/`tokens`, `token2char_*`, `char2token_*`)."""
+        words = list(d.get("words") or d["tokens"])
+        starts = [int(d["token2char_start"][str(i)]) for i in range(len(words))]
+        ends = [int(d["token2char_end"][str(i)]) for i in range(len(words))]
+        first = int(d["char2token_start"][str(starts[0])]) if words else 0
+        return cls(words, starts, ends, first, span_candidates=_opt_list(d.get("span_candidates")),
+                   triplet_candidates=_opt_list(d.get("triplet_candidates")), doc_id=d.get("doc_id"),
+                   window_id=d.get("window_id"), offset=d.get("offset"))
+
+    @classmethod
+    def coerce(cls, w: Any) -> ReaderWindow:
+        """A ReaderWindow from itself, a reference window dict, or any object with `words`, `word_starts`,
+        `word_ends` and `first_word` (e.g. `relik_jax.text.windows.Window`); candidates may be strings, dicts or objects
+        with a `text` attribute (retrieved documents)."""
+        if isinstance(w, ReaderWindow):
+            return w
+        if isinstance(w, dict):
+            return cls.from_reference(w)
+        first = getattr(w, "first_word", getattr(w, "first_word_index", 0))
+        return cls(list(w.words), [int(x) for x in w.word_starts], [int(x) for x in w.word_ends], int(first),
+                   span_candidates=_opt_list(getattr(w, "span_candidates", None)),
+                   triplet_candidates=_opt_list(getattr(w, "triplet_candidates", None)),
+                   doc_id=getattr(w, "doc_id", None), window_id=getattr(w, "window_id", None),
+                   offset=getattr(w, "offset", None))
+
+    def char2word_start(self) -> dict[int, int]:
+        return {s: self.first_word_index + i for i, s in enumerate(self.word_starts)}
+
+    def char2word_end(self) -> dict[int, int]:
+        return {e: self.first_word_index + i for i, e in enumerate(self.word_ends)}
+
+
+def _opt_list(x: Any) -> list[str] | None:
+    if x is None:
+        return None
+    return [c if isinstance(c, str) else c["text"] if isinstance(c, dict) else c.text for c in x]
+
+
+@dataclasses.dataclass
+class TextTokens:
+    """Sub-tokens of a window's text (no CLS): ids, absolute char offsets, sub-token -> document word maps.
+
+    `token2word_start[i]` exists only when sub-token i starts at a word's first char (likewise for ends), exactly
+    the reference's `token2word_start/end` dicts (with int keys).
+    """
+
+    ids: list[int]
+    char_starts: list[int]
+    char_ends: list[int]
+    token2word_start: dict[int, int]
+    token2word_end: dict[int, int]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def word2token_start(self) -> dict[int, int]:
+        return {w: t for t, w in self.token2word_start.items()}  # last sub-token wins, as the reference's inversion
+
+    def word2token_end(self) -> dict[int, int]:
+        return {w: t for t, w in self.token2word_end.items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenizerInfo:
+    """The ids and thresholds the reference reads off its HF tokenizer."""
+
+    cls_id: int
+    sep_id: int
+    pad_id: int
+    vocab_size: int  # HF `tokenizer.vocab_size`: without added tokens
+    full_size: int  # HF `len(tokenizer)`: with added tokens
+    model_max_length: int  # tokenizer_config.json's value (huge when unset)
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer: Tokenizer, folder: str | Path | None = None) -> TokenizerInfo:
+        max_len = 10**30
+        if folder is not None and (Path(folder) / "tokenizer_config.json").is_file():
+            max_len = int(json.loads((Path(folder) / "tokenizer_config.json").read_text()).get("model_max_length",
+                                                                                                max_len))
+        return cls(cls_id=special_token_id(tokenizer, "[CLS]"), sep_id=special_token_id(tokenizer, "[SEP]"),
+                   pad_id=special_token_id(tokenizer, "[PAD]"),
+                   vocab_size=tokenizer.get_vocab_size(with_added_tokens=False),
+                   full_size=tokenizer.get_vocab_size(with_added_tokens=True), model_max_length=max_len)
+
+
+def encode_strings(tokenizer: Tokenizer, strings: Sequence[str]) -> list[Any]:
+    """One batch call, each string on its own, no special tokens (HF `tokenizer(list, add_special_tokens=False)`)."""
+    return tokenizer.encode_batch(list(strings), add_special_tokens=False) if strings else []
+
+
+def text_tokens(window: ReaderWindow, encodings: Sequence[Any]) -> TextTokens:
+    """Flatten per-word encodings into the window's sub-tokens with absolute char offsets and word maps."""
+    ids: list[int] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    for w, enc in enumerate(encodings):
+        base = window.word_starts[w]
+        ids.extend(enc.ids)
+        for s, e in enc.offsets:
+            starts.append(s + base)
+            ends.append(e + base)
+    c2ws, c2we = window.char2word_start(), window.char2word_end()
+    t2ws = {i: c2ws[s] for i, s in enumerate(starts) if s in c2ws}
+    t2we = {i: c2we[e] for i, e in enumerate(ends) if e in c2we}
+    return TextTokens(ids, starts, ends, t2ws, t2we)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Span (EL) reader rows
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class SpanRow:
+    """One span-reader row (= one patch of one window). Arrays have the row's own length n."""
+
+    window_index: int
+    patch_offset: int
+    input_ids: np.ndarray  # [n] int32
+    token_type_ids: np.ndarray  # [n] int32
+    prediction_mask: np.ndarray  # [n] bool, True = not predictable (CLS, [SEP], candidates)
+    special_symbols_mask: np.ndarray  # [n] bool, CLS forced True (the "none" column of the linking logits)
+    predictable_candidates: list[str]  # NME first when use_nme
+    text: TextTokens
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+@dataclasses.dataclass(frozen=True)
+class SpanInputConfig:
+    special_symbols: tuple[str, ...]  # the reference rebuilds them from config: span_symbols(additional)
+    use_nme: bool = True
+    max_subwords_per_candidate: int = 22
+    model_max_length: int = 1000
+
+
+def span_rows(window: ReaderWindow, window_index: int, tokenizer: Tokenizer, info: TokenizerInfo,
+              cfg: SpanInputConfig) -> list[SpanRow]:
+    """All patches of one window (empty when the window has no words or no candidates, as the reference)."""
+    if not window.words:
+        return []
+    text = text_tokens(window, encode_strings(tokenizer, window.words))
+    n_text = len(text)
+    max_len = min(cfg.model_max_length, info.model_max_length)
+    threshold = info.full_size - len(cfg.special_symbols)
+    rows: list[SpanRow] = []
+    remaining = list(window.span_candidates or [])
+    offset = 0
+    while remaining:
+        original = list(remaining)
+        predictable = list(remaining)
+        if cfg.use_nme:
+            predictable.insert(0, NME)
+        symbols = list(cfg.special_symbols[offset:][: len(predictable)])
+        # zip() truncates like the reference when the symbols run out
+        strings = [candidate_string(s, c) for s, c in zip(symbols, predictable, strict=False)]
+        encs = [e.ids[: cfg.max_subwords_per_candidate] if cfg.max_subwords_per_candidate > 0 else e.ids
+                for e in encode_strings(tokenizer, strings)]
+        if sum(map(len, encs)) + n_text + SLACK > max_len:
+            acceptable = max_len - SLACK - n_text
+            i, cum = 0, 0
+            while i < len(encs) and cum + len(encs[i]) < acceptable:
+                cum += len(encs[i])
+                i += 1
+            encs, symbols, predictable = encs[:i], symbols[:i], predictable[:i]
+        kept = set(predictable)
+        remaining = [c for c in original if c not in kept]
+        if len(remaining) == len(original) or (cfg.use_nme and not predictable):
+            raise ValueError(
+                f"window {window.doc_id}/{window.window_id}: its text has {n_text} sub-tokens, which leaves no room "
+                f"for a single candidate within model_max_length={max_len} (the reference would loop forever or "
+                "crash here); use smaller windows")
+        ids = [info.cls_id, *text.ids, info.sep_id, *(t for e in encs for t in e), info.sep_id]
+        input_ids = np.asarray(ids, dtype=np.int32)
+        n = len(ids)
+        token_type_ids = np.concatenate([np.zeros(n_text + 2, np.int32), np.ones(n - n_text - 2, np.int32)])
+        prediction_mask = np.ones(n, dtype=bool)
+        prediction_mask[1: 1 + n_text] = False
+        special = input_ids >= threshold
+        special[0] = True
+        rows.append(SpanRow(window_index, len(rows), input_ids, token_type_ids, prediction_mask, special,
+                            predictable, text))
+        offset = offset + len(predictable) - (1 if cfg.use_nme else 0)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Triplet (RE / cIE) reader rows
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class TripletRow:
+    window_index: int
+    input_ids: np.ndarray  # [n] int32
+    token_type_ids: np.ndarray  # [n] int32
+    prediction_mask: np.ndarray  # [n] bool
+    relation_symbols_mask: np.ndarray  # [n] bool: the reference's `special_symbols_mask`
+    entity_symbols_mask: np.ndarray  # [n] bool: `special_symbols_mask_entities` (cIE), else all False
+    span_candidates: list[str] | None  # cIE: NME first when use_nme; index = entity type class
+    triplet_candidates: list[str]  # index = relation symbol r
+    text: TextTokens
+    n_all_tokens: int  # sub-tokens of words + [SEP] + candidates + [SEP] (bound of the end-snapping loop)
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+@dataclasses.dataclass(frozen=True)
+class TripletInputConfig:
+    relation_symbols: tuple[str, ...]
+    type_symbols: tuple[str, ...] = ()  # cIE: span_symbols(additional_special_symbols_types - 1)
+    use_nme: bool = False  # insert --NME-- as first entity candidate (hub cIE configs: True)
+    max_triplets: int = 50
+    max_spans: int = 100
+    model_max_length: int = 1000
+
+
+def triplet_row(window: ReaderWindow, window_index: int, tokenizer: Tokenizer, info: TokenizerInfo,
+                cfg: TripletInputConfig) -> TripletRow | None:
+    """The single row of a window (None when trimming leaves no relation candidate, as the reference skips it)."""
+    if not window.words:
+        return None
+    typed = len(cfg.type_symbols) > 0
+    span_cands = list(window.span_candidates) if window.span_candidates is not None else None
+    if typed:
+        if span_cands is None:
+            raise ValueError(f"window {window.doc_id}/{window.window_id}: the cIE reader needs span_candidates")
+        if cfg.use_nme:
+            span_cands.insert(0, NME)
+        span_cands = span_cands[: min(len(cfg.type_symbols), cfg.max_spans)]
+    trip = list(window.triplet_candidates or [])[: min(len(cfg.relation_symbols), cfg.max_triplets)]
+    rel_syms = list(cfg.relation_symbols[: len(trip)])
+    cand_strings = [candidate_string(s, c) for s, c in zip(rel_syms, trip, strict=False)]
+    n_span = 0
+    if typed:
+        type_syms = list(cfg.type_symbols[: len(span_cands)])
+        type_strings = [candidate_string(s, c) for s, c in zip(type_syms, span_cands, strict=False)]
+        n_span = len(span_cands)
+        cand_strings = type_strings + ["[SEP]"] + cand_strings
+    n_words = len(window.words)
+    encs = encode_strings(tokenizer, [*window.words, "[SEP]", *cand_strings, "[SEP]"])
+    text = text_tokens(window, encs[:n_words])
+    n_all = sum(len(e.ids) for e in encs)
+    cands = [e.ids for e in encs[n_words + 1: -1]]
+    max_len = min(cfg.model_max_length, info.model_max_length)
+    if sum(map(len, cands)) + len(text) + SLACK > max_len:
+        acceptable = max_len - SLACK - len(text)
+
+        def pair_len(i: int) -> int:
+            if i >= len(cands):
+                return max_len  # ran out: stops the loop (the reference would raise IndexError)
+            if not typed or i + n_span >= len(cands):
+                return len(cands[i])
+            return len(cands[i]) + len(cands[i + n_span])
+
+        i, cum = 0, 0
+        while cum + pair_len(i) < acceptable:
+            cum += pair_len(i)
+            i += 1
+        if i == 0:
+            raise ValueError(
+                f"window {window.doc_id}/{window.window_id}: its text has {len(text)} sub-tokens, which leaves no "
+                f"room for a single candidate within model_max_length={max_len}; use smaller windows")
+        if typed:  # HEAD (fixed #7): i types, then [SEP] + (i - 1) relations
+            cands = cands[:i] + cands[n_span: n_span + i]
+            span_cands = span_cands[:i]
+        else:
+            cands = cands[:i]
+        trip = trip[:i]
+        if not trip:
+            return None
+    ids = [info.cls_id, *text.ids, info.sep_id, *(t for c in cands for t in c), info.sep_id]
+    input_ids = np.asarray(ids, dtype=np.int32)
+    special = input_ids >= info.vocab_size
+    if typed:
+        ents = min(len(span_cands), len(cfg.type_symbols))
+        entity_mask = special & (np.cumsum(special) <= ents)
+        relation_mask = special ^ entity_mask
+    else:
+        entity_mask = np.zeros_like(special)
+        relation_mask = special
+    token_type_ids = (np.cumsum(special) > 0).astype(np.int32)
+    prediction_mask = np.roll(token_type_ids, -1).astype(bool)
+    prediction_mask[-1] = True
+    prediction_mask[0] = True
+    return TripletRow(window_index, input_ids, token_type_ids, prediction_mask, relation_mask, entity_mask,
+                      span_cands if typed else window.span_candidates, trip, text, n_all)

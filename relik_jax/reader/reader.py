@@ -1,0 +1,285 @@
+"""`Reader`: windows + candidates -> per-window spans / triplets, over static-shape jitted stages.
+
+    reader = Reader.from_folder("path/to/relik-reader")          # reference folder or our orbax format
+    preds = reader.read([ReaderWindow(words, starts, ends, span_candidates=[...]), ...])
+
+Per batch the host reads back two small count vectors (starts per row, mentions per row) to pick the S and M
+buckets; everything else (start / end selection, mention gathering, linking, relations) stays on device.
+`reader.shapes.counts()` reports the distinct programs used; `Buckets.program_bound` the worst case.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from tokenizers import Tokenizer
+
+from relik_jax.engine.buckets import Buckets, ShapeLog, plan_batches
+from relik_jax.engine.compiled import CompiledForward
+from relik_jax.reader import decoding as dec
+from relik_jax.reader.inputs import (
+    ReaderWindow,
+    SpanInputConfig,
+    SpanRow,
+    TokenizerInfo,
+    TripletInputConfig,
+    TripletRow,
+    relation_symbols,
+    span_rows,
+    span_symbols,
+    triplet_row,
+)
+from relik_jax.reader.model import ReaderConfig, SpanReader, TripletReader
+
+
+@dataclasses.dataclass
+class SpanWindowPrediction:
+    window_index: int
+    spans: list[dec.Span]  # char spans (start, end, title), sorted; NME removed
+    span_probabilities: dict[tuple[int, int], list[tuple[str, float]]]
+    patches: list[dec.SpanPatch]
+
+
+@dataclasses.dataclass
+class TripletWindowPrediction:
+    window_index: int
+    spans: list[dec.Span]  # char spans, sorted by start (NME kept)
+    triplets: list[tuple[int, str, int, float]]  # (subject span index, relation, object span index, probability)
+    word_entities: list[dec.Span]
+    word_triplets: list[dict[str, Any]]
+
+
+class Reader:
+    """Windows -> predictions with a converted reader.
+
+    `tokenizer_config` carries the tokenizer's `model_max_length` (the reference uses min(1000, it));
+    `model_max_length` is `read(max_length=1000)` of the reference; `use_nme` defaults to the config's value, else
+    True for the span reader and False for the triplet reader (hub cIE configs set True);
+    `relation_threshold` defaults to `config.threshold` (strict `>`); `top_k` is the length of the EL per-span
+    probability lists; `max_triplets` / `max_spans` cap the RE / cIE candidates (reference 50 / 100);
+    `relation_chunk` is the number of subjects whose pairwise relation activations are live at once;
+    `max_mentions` bounds the mentions per row that the triplet reader scores pairwise (B·M²·R relation cells): an
+    untrained or diverged model predicts nearly every (start, end) pair, where the reference runs out of memory;
+    beyond it the first `max_mentions` in (start, end) order are kept, with a warning (trained models predict a
+    few dozen at most);
+    `return_logits` adds the full relation logits to `forward` outputs (parity tests; costs B·M²·R·2 floats).
+    """
+
+    def __init__(self, cfg: ReaderConfig, model: SpanReader | TripletReader, tokenizer: Tokenizer,
+                 tokenizer_config: dict[str, Any] | None = None, *, buckets: Buckets | None = None,
+                 model_max_length: int = 1000, use_nme: bool | None = None, relation_threshold: float | None = None,
+                 top_k: int = 5, max_triplets: int = 50, max_spans: int = 100, relation_chunk: int = 8,
+                 max_mentions: int = 256, return_logits: bool = False):
+        self.cfg, self.model, self.tokenizer = cfg, model, tokenizer
+        tc = tokenizer_config or {}
+        self.info = dataclasses.replace(TokenizerInfo.from_tokenizer(tokenizer),
+                                        model_max_length=int(tc.get("model_max_length", 10**30)))
+        self.buckets = buckets or Buckets()
+        self.top_k = top_k
+        self.threshold = cfg.threshold if relation_threshold is None else relation_threshold
+        use_nme = cfg.use_nme if use_nme is None else use_nme
+        if cfg.is_span:
+            self.inputs: SpanInputConfig | TripletInputConfig = SpanInputConfig(
+                tuple(span_symbols(cfg.additional_special_symbols)), use_nme=True if use_nme is None else use_nme,
+                model_max_length=model_max_length)
+        else:
+            types = cfg.additional_special_symbols_types
+            self.inputs = TripletInputConfig(
+                tuple(relation_symbols(cfg.additional_special_symbols)),
+                tuple(span_symbols(types - 1)) if types > 0 else (), use_nme=bool(use_nme),
+                max_triplets=max_triplets, max_spans=max_spans, model_max_length=model_max_length)
+        self._encode = CompiledForward(model, lambda m, *a: m.encode(*a))
+        self._ends = CompiledForward(model, lambda m, f, sp, pm, s, lt, mp: m.ends(f, sp, pm, s, lt, mp),
+                                     static_argnums=(3, 4, 5))
+        # Without return_logits the big per-cell logits are not outputs (XLA then never materialises them whole).
+        self.return_logits = return_logits
+        drop = () if return_logits else ("re_logits", "re_cell_valid")
+
+        def strip(out: dict[str, Any]) -> dict[str, Any]:
+            return {k: v for k, v in out.items() if k not in drop}
+
+        if cfg.is_span:
+            self._heads = CompiledForward(model, lambda m, f, st, ep, sp, sv, n: m.link(f, st, ep, sp, sv, n),
+                                          static_argnums=(5,))
+            # softmax ends: exactly one end per start, so M = S and ends + linking run as one program
+            self._ends_link = CompiledForward(
+                model, lambda m, f, sp, pm, syp, syv, s, lt: {**(b := m.ends(f, sp, pm, s, lt, False)),
+                                                              **m.link(f, b["starts"], b["end_pred"], syp, syv, s)},
+                static_argnums=(5, 6))
+        else:
+            self._heads = CompiledForward(
+                model, lambda m, f, st, ep, tp, tv, rp, rv, n, c: strip(m.relate(f, st, ep, tp, tv, rp, rv, n, c)),
+                static_argnums=(7, 8))
+        self.relation_chunk = relation_chunk
+        if max_mentions < 1:
+            raise ValueError(f"max_mentions must be >= 1, got {max_mentions}")
+        self.max_mentions = max_mentions
+        self.shapes = ShapeLog()
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, *, dtype: str = "fp32", **kwargs: Any) -> Reader:
+        from relik_jax.reader.convert import load_reader
+
+        cfg, model, tok, tok_cfg = load_reader(folder, dtype=dtype)
+        return cls(cfg, model, tok, tok_cfg, **kwargs)
+
+    def update_model(self, model: SpanReader | TripletReader) -> None:
+        """Use new weights (same structure, e.g. during training) in every compiled stage, without recompiling."""
+        self.model = model
+        for stage in vars(self).values():
+            if isinstance(stage, CompiledForward):
+                stage.update(model)
+
+    @property
+    def num_compiles(self) -> int:
+        fused = self._ends_link.num_compiles if self.cfg.is_span else 0
+        return self._encode.num_compiles + self._ends.num_compiles + self._heads.num_compiles + fused
+
+    # ------------------------------------------------------------------------------------------------------
+    def rows(self, windows: Sequence[Any]) -> list[SpanRow] | list[TripletRow]:
+        """Input rows of `windows` (ReaderWindow, reference window dicts, or `relik_jax.text.windows.Window`)."""
+        out: list[Any] = []
+        for i, w in enumerate(windows):
+            w = ReaderWindow.coerce(w)
+            if self.cfg.is_span:
+                out.extend(span_rows(w, i, self.tokenizer, self.info, self.inputs))
+            else:
+                row = triplet_row(w, i, self.tokenizer, self.info, self.inputs)
+                if row is not None:
+                    out.append(row)
+        return out
+
+    def forward(self, rows: Sequence[SpanRow | TripletRow]) -> list[dict[str, np.ndarray]]:
+        """Model outputs per row (numpy, un-padded): start logits, starts, end logits, mentions, linking / types /
+        relation logits and probabilities."""
+        results: list[dict[str, np.ndarray]] = [None] * len(rows)  # type: ignore[list-item]
+        for batch in plan_batches([len(r) for r in rows], self.buckets):
+            for k, out in zip(batch.indices, self._run_batch([rows[i] for i in batch.indices], batch.seq_len,
+                                                             batch.rows), strict=True):
+                results[k] = out
+        return results
+
+    def _pad(self, rows: Sequence[Any], length: int, n_rows: int, name: str, fill: Any, dtype: Any) -> np.ndarray:
+        out = np.full((n_rows, length), fill, dtype=dtype)
+        for b, r in enumerate(rows):
+            v = getattr(r, name)
+            out[b, : len(v)] = v
+        return out
+
+    @staticmethod
+    def _positions(masks: Sequence[np.ndarray], n_rows: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+        pos = np.zeros((n_rows, width), np.int32)
+        valid = np.zeros((n_rows, width), bool)
+        for b, m in enumerate(masks):
+            idx = np.flatnonzero(m)
+            pos[b, : len(idx)] = idx
+            valid[b, : len(idx)] = True
+        return pos, valid
+
+    def _run_batch(self, rows: Sequence[Any], length: int, n_rows: int) -> list[dict[str, np.ndarray]]:
+        bk = self.buckets
+        if max(len(r) for r in rows) > length:
+            raise AssertionError("row longer than its bucket")
+        ids = self._pad(rows, length, n_rows, "input_ids", self.info.pad_id, np.int32)
+        attn = np.zeros((n_rows, length), np.int32)
+        for b, r in enumerate(rows):
+            attn[b, : len(r)] = 1
+        tt = self._pad(rows, length, n_rows, "token_type_ids", 0, np.int32)
+        pm = self._pad(rows, length, n_rows, "prediction_mask", True, bool)
+        self.shapes.add("encode", (n_rows, length))
+        a = self._encode(ids, attn, tt, pm)
+        text_len = bk.text_len(max(len(r.text) for r in rows) + 1, length)
+        n_starts = min(bk.count(int(np.max(jax.device_get(a["num_starts"])))), text_len)
+        triplet = not self.cfg.is_span
+        if self.cfg.is_span and not self.cfg.binary_end_logits:
+            c_sym = bk.count(max(int(r.special_symbols_mask.sum()) for r in rows))
+            sym_pos, sym_valid = self._positions([r.special_symbols_mask for r in rows], n_rows, c_sym)
+            self.shapes.add("ends+heads", (n_rows, length, n_starts, text_len, c_sym))
+            out = self._ends_link(a["features"], a["start_pred"], pm, sym_pos, sym_valid, n_starts, text_len)
+            host = jax.device_get({**{k: v for k, v in a.items() if k != "features"}, **out})
+            return [self._row_output(host, b, r) for b, r in enumerate(rows)]
+        self.shapes.add("ends", (n_rows, length, n_starts, text_len))
+        b_out = self._ends(a["features"], a["start_pred"], pm, n_starts, text_len, triplet)
+        most = int(np.max(jax.device_get(b_out["num_mentions"])))
+        n_ment = min(bk.count(most), n_starts * text_len)
+        if triplet and most > self.max_mentions:
+            warnings.warn(f"a reader row predicted {most} mentions (an untrained or diverged model?): relations are "
+                          f"scored among its first {self.max_mentions} only (Reader(max_mentions=...))", stacklevel=2)
+            n_ment = self.max_mentions
+        if self.cfg.is_span:
+            c_sym = bk.count(max(int(r.special_symbols_mask.sum()) for r in rows))
+            sym_pos, sym_valid = self._positions([r.special_symbols_mask for r in rows], n_rows, c_sym)
+            self.shapes.add("heads", (n_rows, length, n_starts, text_len, n_ment, c_sym))
+            c_out = self._heads(a["features"], b_out["starts"], b_out["end_pred"], sym_pos, sym_valid, n_ment)
+        else:
+            n_t = bk.count(max(int(r.entity_symbols_mask.sum()) for r in rows))
+            n_r = bk.count(max(int(r.relation_symbols_mask.sum()) for r in rows))
+            tp, tv = self._positions([r.entity_symbols_mask for r in rows], n_rows, n_t)
+            rp, rv = self._positions([r.relation_symbols_mask for r in rows], n_rows, n_r)
+            self.shapes.add("heads", (n_rows, length, n_starts, text_len, n_ment, n_t, n_r))
+            c_out = self._heads(a["features"], b_out["starts"], b_out["end_pred"], tp, tv, rp, rv, n_ment,
+                                self.relation_chunk)
+        host = jax.device_get({**{k: v for k, v in a.items() if k != "features"}, **b_out, **c_out})
+        return [self._row_output(host, b, r) for b, r in enumerate(rows)]
+
+    def _row_output(self, h: dict[str, np.ndarray], b: int, row: Any) -> dict[str, np.ndarray]:
+        n = len(row)
+        sv = h["start_valid"][b]
+        mv = h["mention_valid"][b]
+        m = int(mv.sum())
+        out = {"start_logits": h["start_logits"][b, :n], "start_pred": h["start_pred"][b, :n],
+               "starts": h["starts"][b][sv], "end_logits": h["end_logits"][b][sv], "end_pred": h["end_pred"][b][sv],
+               "mentions": np.stack([h["mention_start"][b][:m], h["mention_end"][b][:m]], -1)}
+        if self.cfg.is_span:
+            c = int(row.special_symbols_mask.sum())
+            out.update(ed_logits=h["ed_logits"][b, :m, :c], ed_probs=h["ed_probs"][b, :m, :c],
+                       ed_pred=h["ed_pred"][b, :m])
+        else:
+            r = int(row.relation_symbols_mask.sum())
+            t = int(row.entity_symbols_mask.sum())
+            out.update(re_probs=h["re_probs"][b, :m, :m, :r])
+            if "re_logits" in h:
+                out.update(re_logits=h["re_logits"][b, :m, :m, :r])
+            if "type_logits" in h:
+                out.update(type_logits=h["type_logits"][b, :m, :t], type_pred=h["type_pred"][b, :m])
+        return out
+
+    # ------------------------------------------------------------------------------------------------------
+    def read(self, windows: Sequence[Any]) -> list[SpanWindowPrediction] | list[TripletWindowPrediction]:
+        """Per-window predictions, in input order (windows: see `rows`)."""
+        rows = self.rows(windows)
+        return self.decode(len(windows), rows, self.forward(rows))
+
+    def decode(self, n_windows: int, rows: Sequence[SpanRow | TripletRow], outs: Sequence[dict[str, np.ndarray]]
+               ) -> list[SpanWindowPrediction] | list[TripletWindowPrediction]:
+        """Per-row model outputs (from `forward`) -> per-window predictions."""
+        if self.cfg.is_span:
+            patches: dict[int, list[dec.SpanPatch]] = {}
+            texts = {}
+            for row, out in zip(rows, outs, strict=True):
+                patch = dec.decode_span_row(row, out["mentions"], out["ed_pred"], out["ed_probs"], self.top_k)
+                patches.setdefault(row.window_index, []).append(patch)
+                texts[row.window_index] = row.text
+            preds = []
+            for i in range(n_windows):
+                ps = patches.get(i, [])
+                labels, probs = dec.merge_patches(ps)
+                spans, char_probs = (dec.span_char_annotations(texts[i], labels, probs) if ps else (set(), {}))
+                preds.append(SpanWindowPrediction(i, sorted(spans), char_probs, ps))
+            return preds
+        by_window = {row.window_index: (row, out) for row, out in zip(rows, outs, strict=True)}
+        preds_t = []
+        for i in range(n_windows):
+            if i not in by_window:
+                preds_t.append(TripletWindowPrediction(i, [], [], [], []))
+                continue
+            row, out = by_window[i]
+            p = dec.decode_triplet_row(row, out["mentions"], out.get("type_pred"), out["re_probs"], self.threshold)
+            preds_t.append(TripletWindowPrediction(i, p.spans, p.triplets, p.word_entities, p.word_triplets))
+        return preds_t

@@ -1,0 +1,1 @@
+"""Text before any model: spaCy-compatible words, word windows, sub-word tokenizers."""

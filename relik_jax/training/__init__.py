@@ -1,0 +1,1 @@
+"""Training loops: the shared Trainer, reader and retriever training."""
