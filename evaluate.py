@@ -54,7 +54,7 @@ def print_table(title: str, rows: list[tuple[str, dict[str, float]]], columns: l
 
 
 def evaluate_reader(reader_folder: str, config: Any, splits: list[str], out: Path) -> dict[str, dict[str, float]]:
-    from relik_jax.data.corpora import write_jsonl
+    from relik_jax.data.jsonl import write_jsonl
     from relik_jax.reader.convert import load_reader
     from relik_jax.training.reader_train import eval_reader, evaluate_windows, load_splits
 
@@ -84,8 +84,9 @@ def evaluate_reader(reader_folder: str, config: Any, splits: list[str], out: Pat
 
 def evaluate_retriever(encoder: str, index: str | None, config: Any, out: Path) -> dict[str, dict[str, float]]:
     """Recall@K of a retriever on the config's evaluation splits (index rebuilt from the KB when not given)."""
+    from relik_jax.data.retrieval import aida_kb_and_samples, relation_kb_and_samples
     from relik_jax.retriever.encoder import Retriever
-    from relik_jax.training.retriever_train import RetrieverTrainer, aida_kb_and_samples, relation_kb_and_samples
+    from relik_jax.training.retriever_train import RetrieverTrainer
 
     kb, samples = aida_kb_and_samples(config) if config.dataset == "aida" else relation_kb_and_samples(config)
     retriever = Retriever.from_pretrained(encoder, index, batch_size=config.eval_batch_size,

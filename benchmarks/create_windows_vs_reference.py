@@ -21,6 +21,7 @@ import make_reference_windows  # noqa: E402,F401  (registers the reference packa
 from relik.cli.data import create_windows as reference_create_windows  # noqa: E402
 
 from relik_jax.data import corpora as datasets  # noqa: E402
+from relik_jax.data import windowing
 
 
 def raw_sets() -> dict[str, tuple[list[dict], dict]]:
@@ -34,21 +35,21 @@ def raw_sets() -> dict[str, tuple[list[dict], dict]]:
     sets = {}
     for split in ("train", "testa", "testb"):
         docs = datasets.read_aida(split)
-        sets[f"aida {split} (EL, 32/16)"] = ([datasets.to_raw_el(d, i + 1) for i, d in enumerate(docs)], el)
+        sets[f"aida {split} (EL, 32/16)"] = ([windowing.to_raw_el(d, i + 1) for i, d in enumerate(docs)], el)
     rebel = datasets.read_rebel_sample()
     sets["rebel-sample (char triplets, 64/32)"] = (
-        [datasets.to_raw_el(d, i + 1, include_triplets=True) for i, d in enumerate(rebel)],
+        [windowing.to_raw_el(d, i + 1, include_triplets=True) for i, d in enumerate(rebel)],
         {"window_size": 64, "window_stride": 32},
     )
     for split in ("train", "test"):
         docs = datasets.read_conll04(split)
         sets[f"conll04 {split} (word labels, none)"] = (
-            [datasets.to_raw_re(d, i + 1) for i, d in enumerate(docs)],
+            [windowing.to_raw_re(d, i + 1) for i, d in enumerate(docs)],
             re_words,
         )
     nyt = datasets.read_nyt("test")
     sets["nyt test (word labels, none)"] = (
-        [datasets.to_raw_re(d, i + 1) for i, d in enumerate(nyt)],
+        [windowing.to_raw_re(d, i + 1) for i, d in enumerate(nyt)],
         re_words,
     )
     return sets
@@ -72,7 +73,7 @@ def main() -> None:
                 theirs, crash = [], f"{type(e).__name__}: {e}"
             t_ref = time.perf_counter() - t0
             t0 = time.perf_counter()
-            ours = [json.loads(json.dumps(r)) for r in datasets.create_windows(rows, **kwargs)]
+            ours = [json.loads(json.dumps(r)) for r in windowing.create_windows(rows, **kwargs)]
             t_ours = time.perf_counter() - t0
             same = sum(a == b and list(a) == list(b) for a, b in zip(ours, theirs, strict=False))
             report[name] = {

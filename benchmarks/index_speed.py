@@ -56,8 +56,7 @@ def aida_text_vectors(num_docs: int, num_queries: int) -> tuple[np.ndarray, np.n
     KB, and 32-word testb windows as queries. Cached under relik_jax.paths.CACHE (encoding takes minutes)."""
     from relik_jax.data import corpora as datasets
     from relik_jax.paths import CACHE
-    from relik_jax.retriever.encoder import Retriever
-    from relik_jax.training.retriever_train import resolve_encoder
+    from relik_jax.retriever.encoder import Retriever, resolve_encoder
 
     cache = CACHE / "benchmarks" / f"aida_minilm_{num_docs}_{num_queries}.npz"
     if cache.exists():

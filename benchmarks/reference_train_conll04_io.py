@@ -28,10 +28,12 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from relik_jax.data import corpora as datasets
+from relik_jax.data import jsonl
 from relik_jax.engine.buckets import Buckets
 from relik_jax.evaluation.metrics import re_matching
 from relik_jax.reader.inputs import TokenizerInfo
 from relik_jax.reader.model import ReaderConfig
+from relik_jax.retriever.encoder import resolve_encoder
 from relik_jax.text.tokenization import load_tokenizer
 from relik_jax.training.reader_train import (
     THRESHOLDS,
@@ -46,7 +48,6 @@ from relik_jax.training.reader_train import (
     train_batches,
     triplet_example,
 )
-from relik_jax.training.retriever_train import resolve_encoder
 
 ROOT = Path(__file__).resolve().parents[1]
 SPLITS = ("train", "dev", "test")
@@ -91,7 +92,7 @@ def export(out: Path, n_check: int) -> None:
             w["span_candidates"] = list(types)
             rows.append(w)
         windows[s] = rows
-        datasets.write_jsonl(rows, out / f"{s}.jsonl")
+        jsonl.write_jsonl(rows, out / f"{s}.jsonl")
     # our rows (no augmentation: the dev windows as they are) for the token-row check
     cfg, tokenizer, info = our_setup(config)
     check = []
@@ -106,7 +107,7 @@ def export(out: Path, n_check: int) -> None:
                       "type_symbols_mask": ex.type_mask.astype(int).tolist(), "mentions": ex.mentions,
                       "relation_labels_nonzero": np.argwhere(ex.relation_labels).tolist(),
                       "type_labels_nonzero": np.argwhere(ex.type_labels).tolist()})
-    datasets.write_jsonl(check, out / "our_dev_rows.jsonl")
+    jsonl.write_jsonl(check, out / "our_dev_rows.jsonl")
     # our training stream's batch statistics (the reference script plans its batches with the same rule)
     buckets = Buckets(seq_lens=tuple(config.seq_lens), token_budget=config.token_batch_size, max_rows=config.max_rows)
     lws = [LabelledWindow.from_dict(w) for w in windows["train"]]
@@ -230,7 +231,7 @@ def _pred(rows: list[dict]) -> list[list[tuple]]:
 
 
 def score(out: Path, results: Path, tag: str = "") -> None:
-    windows = {s: list(datasets.read_jsonl(out / f"{s}.jsonl")) for s in ("dev", "test")}
+    windows = {s: list(jsonl.read_jsonl(out / f"{s}.jsonl")) for s in ("dev", "test")}
     gold = {s: _gold(v) for s, v in windows.items()}
     preds = {}
     for line in (out / f"reference_predictions{tag}.jsonl").read_text().splitlines():

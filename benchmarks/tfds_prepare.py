@@ -21,17 +21,17 @@ from pathlib import Path
 
 from relik_jax.data import corpora as D
 from relik_jax.data import tfds as T
-from relik_jax.training.reader_train import rebel_splits
+from relik_jax.data import windowing
 
 
 def parse(name: str, builder: T._WindowsBuilder) -> int:
     cfg = builder.builder_config
     if name == "rebel":
-        docs = rebel_splits(list(D.read_rebel_sample()))
+        docs = D.rebel_splits(list(D.read_rebel_sample()))
     else:
         reader = {"aida": D.read_aida, "conll04": D.read_conll04, "nyt": D.read_nyt}[name]
         docs = {s: list(reader(s)) for s in builder.SPLITS}
-    return sum(len(list(D.labelled_windows(d, cfg.window_size, cfg.window_stride,
+    return sum(len(list(windowing.labelled_windows(d, cfg.window_size, cfg.window_stride,
                                            use_dataset_words=cfg.use_dataset_words))) for d in docs.values())
 
 

@@ -8,6 +8,16 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from rich.progress import Progress
+
+from relik_jax.data.jsonl import read_jsonl, write_jsonl
+from relik_jax.evaluation.gerbil import service as nif_service
+from relik_jax.inference.pipeline import Relik, RelikConfig
+from relik_jax.reader.convert import load_reference_reader, save_reader
+from relik_jax.retriever.encoder import Retriever, load_encoder, save_encoder
+from relik_jax.retriever.encoder import add_candidates as add
+from relik_jax.retriever.index import DocumentIndex
+
 
 def _read_documents(path: Path) -> Iterator[tuple[str, dict]]:
     """Yields (text, record) from a .txt file (one document per line), a .jsonl file ({"text": ...}) or a
@@ -33,9 +43,7 @@ def _read_documents(path: Path) -> Iterator[tuple[str, dict]]:
 
 
 def annotate(args: argparse.Namespace) -> None:
-    from rich.progress import Progress
 
-    from relik_jax.inference.pipeline import Relik
 
     relik = Relik.from_pretrained(args.model, dtype=args.precision, top_k=args.top_k or 100)
     src, dst = Path(args.input), Path(args.output)
@@ -58,9 +66,6 @@ def annotate(args: argparse.Namespace) -> None:
 
 
 def add_candidates(args: argparse.Namespace) -> None:
-    from relik_jax.data.corpora import read_jsonl, write_jsonl
-    from relik_jax.retriever.encoder import Retriever
-    from relik_jax.retriever.encoder import add_candidates as add
 
     for name, folder in (("ENCODER", args.encoder), ("INDEX", args.index)):
         if not Path(folder).is_dir():
@@ -83,20 +88,16 @@ def convert(args: argparse.Namespace) -> None:
     if args.kind != "pipeline" and not args.source:
         raise SystemExit(f"convert {args.kind} needs SOURCE and DESTINATION folders")
     if args.kind == "reader":
-        from relik_jax.reader.convert import load_reference_reader, save_reader
 
         save_reader(args.destination, *load_reference_reader(args.source))
     elif args.kind == "retriever":
-        from relik_jax.retriever.encoder import load_encoder, save_encoder
 
         config, encoder = load_encoder(args.source)
         save_encoder(encoder, config, args.destination, tokenizer_folder=args.source)
     elif args.kind == "index":
-        from relik_jax.retriever.index import DocumentIndex
 
         DocumentIndex.from_reference(args.source).save(args.destination)
     elif args.kind == "pipeline":
-        from relik_jax.inference.pipeline import Relik, RelikConfig
 
         task = args.task or "span"
         folders = {"reader": args.reader, "span_retriever": args.span_retriever, "span_index": args.span_index,
@@ -111,7 +112,6 @@ def convert(args: argparse.Namespace) -> None:
 
 
 def serve(args: argparse.Namespace) -> None:
-    from relik_jax.evaluation.gerbil import service as nif_service
 
     argv = ["--host", args.host, "--port", str(args.port)]
     if args.gold:
@@ -119,7 +119,6 @@ def serve(args: argparse.Namespace) -> None:
         return
     if not args.model:
         raise SystemExit("serve --nif needs --model PIPELINE_FOLDER (or --gold DATASET to serve gold annotations)")
-    from relik_jax.inference.pipeline import Relik
 
     relik = Relik.from_pretrained(args.model, dtype=args.precision)
     nif_service.serve_nif(relik.annotator(), host=args.host, port=args.port, block=True, verbose=True)

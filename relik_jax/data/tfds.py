@@ -50,6 +50,7 @@ except ImportError as e:  # an optional extra: say how to get it
     ) from e
 
 from relik_jax.data import corpora as D
+from relik_jax.data import jsonl, windowing
 from relik_jax.paths import CACHE, data_path
 
 __all__ = [
@@ -367,14 +368,14 @@ class _WindowsBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     def _splits(self, manual: Path) -> tuple[str, ...]:
         return self.SPLITS
 
-    def _documents(self, manual: Path, split: str) -> list[D.Document]:
+    def _documents(self, manual: Path, split: str) -> list[D.LabelledDocument]:
         raise NotImplementedError
 
     def _windows(self, manual: Path, split: str) -> tuple[list[dict], dict[str, Any]]:
         """(window rows, split metadata)."""
         docs = self._documents(manual, split)
         cfg = self.builder_config
-        rows = list(D.labelled_windows(docs, cfg.window_size, cfg.window_stride,
+        rows = list(windowing.labelled_windows(docs, cfg.window_size, cfg.window_stride,
                                        use_dataset_words=cfg.use_dataset_words))
         meta = {"documents": len(docs), "windows": len(rows),
                 "mention_labels": sorted({m.label for d in docs for m in d.mentions}),
@@ -401,7 +402,7 @@ class RelikAida(_WindowsBuilder):
     MANUAL_DOWNLOAD_INSTRUCTIONS = "manual_dir must hold AIDA-YAGO2-dataset.tsv (the official AIDA-YAGO2 TSV)."
     BUILDER_CONFIGS = [window_config(32, 16, False)]  # configs/aida.py windowing
 
-    def _documents(self, manual: Path, split: str) -> list[D.Document]:
+    def _documents(self, manual: Path, split: str) -> list[D.LabelledDocument]:
         return list(D.read_aida(split, manual / "AIDA-YAGO2-dataset.tsv"))
 
 
@@ -414,7 +415,7 @@ class RelikConll04(_WindowsBuilder):
     MANUAL_DOWNLOAD_INSTRUCTIONS = "manual_dir must hold {train,valid,test}.CoNLL04.json (unified JSON)."
     BUILDER_CONFIGS = [window_config(None, None, True)]  # configs/conll04.py: one window per sentence
 
-    def _documents(self, manual: Path, split: str) -> list[D.Document]:
+    def _documents(self, manual: Path, split: str) -> list[D.LabelledDocument]:
         return list(D.read_conll04(split, manual / f"{D._CONLL04_FILES[split]}.CoNLL04.json"))
 
 
@@ -427,7 +428,7 @@ class RelikNyt(_WindowsBuilder):
     MANUAL_DOWNLOAD_INSTRUCTIONS = "manual_dir must hold exact_data/{valid,test}.json and nyt_relations.json."
     BUILDER_CONFIGS = [window_config(None, None, True)]  # configs/nyt.py
 
-    def _documents(self, manual: Path, split: str) -> list[D.Document]:
+    def _documents(self, manual: Path, split: str) -> list[D.LabelledDocument]:
         stats = D.LocateStats()
         names = D.nyt_relation_names(manual / "nyt_relations.json")
         file = {"dev": "valid", "test": "test"}[split]
@@ -446,11 +447,9 @@ class RelikRebel(_WindowsBuilder):
     MANUAL_DOWNLOAD_INSTRUCTIONS = "manual_dir must hold sample.jsonl (REBEL JSONL)."
     BUILDER_CONFIGS = [window_config(64, 32, False)]  # configs/rebel.py windowing
 
-    def _documents(self, manual: Path, split: str) -> list[D.Document]:
-        from relik_jax.training.reader_train import rebel_splits
-
+    def _documents(self, manual: Path, split: str) -> list[D.LabelledDocument]:
         stats = D.RebelStats()
-        docs = rebel_splits(list(D.read_rebel_sample(manual / "sample.jsonl", stats=stats)))[split]
+        docs = D.rebel_splits(list(D.read_rebel_sample(manual / "sample.jsonl", stats=stats)))[split]
         self.info.metadata["rebel_realigned_mentions"] = [stats.realigned, stats.mentions]
         return docs
 
@@ -474,7 +473,7 @@ class RelikWindows(_WindowsBuilder):
         return splits
 
     def _windows(self, manual: Path, split: str) -> tuple[list[dict], dict[str, Any]]:
-        rows = list(D.read_jsonl(manual / f"{split}.jsonl"))
+        rows = list(jsonl.read_jsonl(manual / f"{split}.jsonl"))
         docs = {r.get("doc_id") for r in rows}
         meta = {"documents": len(docs), "windows": len(rows),
                 "mention_labels": sorted({str(lab[2]) for r in rows for lab in r.get("window_labels", [])}),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers
 
-from relik_jax.data.corpora import Document, Mention, TripletLabel
+from relik_jax.data.corpora import LabelledDocument, Mention, TripletLabel
 
 PEOPLE = ["Alice Smith", "Bob Jones", "Carla Diaz", "David Brown", "Erin Clark", "Frank Miller", "Grace Lee",
           "Henry Adams", "Irene Moss", "Jack White", "Karen Young", "Leo Grant"]
@@ -47,7 +47,7 @@ def all_titles() -> list[str]:
     return [title(n) for names in TYPES.values() for n in names]
 
 
-def documents(n: int, seed: int, split: str = "train") -> list[Document]:
+def documents(n: int, seed: int, split: str = "train") -> list[LabelledDocument]:
     """`n` documents of 1-2 sentences each, deterministic in `seed`."""
     rng = np.random.default_rng(seed)
     docs = []
@@ -74,7 +74,7 @@ def documents(n: int, seed: int, split: str = "train") -> list[Document]:
                     text += part
             for s, r, o in rels:
                 triplets.append(TripletLabel(slot_mentions[s], r, slot_mentions[o]))
-        docs.append(Document(f"{split}-{i}", text, mentions, triplets, text.split(" "),
+        docs.append(LabelledDocument(f"{split}-{i}", text, mentions, triplets, text.split(" "),
                              _offsets(text), split))
     return docs
 

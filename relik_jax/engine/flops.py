@@ -25,6 +25,8 @@ import functools
 
 import numpy as np
 
+from relik_jax.models.deberta import relative_positions
+
 LINEARS_HIDDEN = 512  # `linears_hidden_size` of every hub reader
 
 
@@ -60,7 +62,6 @@ class EncoderShape:
 @functools.lru_cache(maxsize=256)
 def deberta_relative_rows(length: int, position_buckets: int = 256, max_relative: int = 512) -> int:
     """P: how many relative-embedding rows a length-L DeBERTa forward uses (distinct clipped buckets of i - j)."""
-    from relik_jax.models.deberta import relative_positions
 
     rel = relative_positions(length, position_buckets, max_relative)
     span = position_buckets if position_buckets > 0 else max_relative

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Sequence
 
-NME = "--NME--"
+from relik_jax.labels import NME
 
 
 @dataclasses.dataclass

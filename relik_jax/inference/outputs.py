@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-NME = "--NME--"
+from relik_jax.labels import NME
 
 __all__ = ["Span", "Triplet", "Candidates", "RelikOutput", "candidate_to_dict"]
 
@@ -60,6 +60,9 @@ class RelikOutput:
     triplets: list[Triplet] = field(default_factory=list)
     candidates: Candidates = field(default_factory=Candidates)
     windows: list | None = None
+    # (start, end) -> [(label, probability), ...] of the EL reader (first window wins); not in `to_dict`, which
+    # follows the reference's output keys
+    span_probabilities: dict[tuple[int, int], list[tuple[str, float]]] | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready dict with the reference's keys (`text`, `tokens`, `spans`, `triplets`, `candidates`, and

@@ -18,10 +18,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from relik_jax.inference.outputs import Candidates, RelikOutput, Span, Triplet
+from relik_jax.inference.merge import DocumentMerge
+from relik_jax.inference.outputs import RelikOutput
+from relik_jax.labels import NME
+from relik_jax.reader.convert import load_reader, save_reader
 from relik_jax.reader.inputs import ReaderWindow
 from relik_jax.reader.reader import Reader, SpanWindowPrediction
-from relik_jax.retriever.encoder import Retriever
+from relik_jax.retriever.encoder import Retriever, load_encoder, save_encoder
+from relik_jax.retriever.index import DocumentIndex
 from relik_jax.text.windows import Window, WindowSplitter
 from relik_jax.text.words import tokenize
 
@@ -50,23 +54,6 @@ class RelikConfig:
         self.metadata_fields = tuple(self.metadata_fields)
         if self.top_k <= 0:
             raise ValueError(f"top_k must be positive, got {self.top_k}")
-
-
-@dataclasses.dataclass
-class _DocState:
-    """Predictions of one document merged window by window (reference `merge_windows` semantics)."""
-
-    doc_id: Any
-    text: str
-    words: list[str]
-    first_char: int | None = None
-    last_char: int = 0
-    spans: set = dataclasses.field(default_factory=set)
-    span_probs: dict = dataclasses.field(default_factory=dict)
-    triplets: set = dataclasses.field(default_factory=set)
-    span_candidates: list = dataclasses.field(default_factory=list)
-    triplet_candidates: list = dataclasses.field(default_factory=list)
-    windows: list = dataclasses.field(default_factory=list)
 
 
 class Relik:
@@ -110,9 +97,6 @@ class Relik:
                  span_retriever: str | Path | None = None, span_index: str | Path | None = None,
                  triplet_retriever: str | Path | None = None, triplet_index: str | Path | None = None) -> Path:
         """Write a pipeline folder from component folders (reference or ours), converting each to our format."""
-        from relik_jax.reader.convert import load_reader, save_reader
-        from relik_jax.retriever.encoder import load_encoder, save_encoder
-        from relik_jax.retriever.index import DocumentIndex
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
@@ -138,7 +122,7 @@ class Relik:
 
         def annotate(texts: list[str]) -> list[list[tuple[int, int, str]]]:
             outs = self.stream(list(texts), top_k=top_k, keep_candidates=False)
-            return [[(s.start, s.end, s.label) for s in o.spans if s.label != "--NME--" and s.end > s.start]
+            return [[(s.start, s.end, s.label) for s in o.spans if s.label != NME and s.end > s.start]
                     for o in outs]
 
         return annotate
@@ -161,18 +145,18 @@ class Relik:
         `progress`: a callable advanced by the number of windows processed (e.g. from rich.progress).
         """
         top_k = top_k or self.config.top_k
-        pending: list[tuple[_DocState, Window]] = []
-        open_docs: list[_DocState] = []
+        pending: list[tuple[DocumentMerge, Window]] = []
+        open_docs: list[DocumentMerge] = []
 
         def flush() -> Iterator[RelikOutput]:
             if pending:
-                self._process(pending, top_k, return_windows, keep_candidates)
+                self._process(pending, top_k)
                 if progress is not None:
                     progress(len(pending))
                 pending.clear()
             # every document except the last opened one is complete once its windows are processed
             while len(open_docs) > 1:
-                yield self._finish(open_docs.pop(0))
+                yield open_docs.pop(0).output()
 
         for doc_index, text in enumerate(texts):
             if isinstance(text, list):
@@ -182,7 +166,8 @@ class Relik:
             if not isinstance(text, str):
                 raise TypeError(f"document {doc_index}: expected str or list of words, got {type(text).__name__}")
             words = tokenize(text, is_split_into_words=split)
-            state = _DocState(doc_index, text, [w.text for w in words])
+            state = DocumentMerge(doc_index, text, [w.text for w in words], keep_windows=return_windows,
+                                  keep_candidates=keep_candidates)
             open_docs.append(state)
             doc_cands = self._doc_candidates(candidates, doc_index)
             for window in self.splitter.split_document(text, doc_index, words):
@@ -194,7 +179,7 @@ class Relik:
         # A blank document has no window: it still gets an (empty) output, in input order.
         yield from flush()
         while open_docs:
-            yield self._finish(open_docs.pop(0))
+            yield open_docs.pop(0).output()
 
     # ------------------------------------------------------------------------------------------- internals
     def _doc_candidates(self, candidates: Any, doc_index: int) -> dict[str, list[str] | None]:
@@ -221,10 +206,9 @@ class Relik:
             text += "".join(str(meta.get(f, "")) for f in self.config.metadata_fields)
         return text
 
-    def _process(self, pending: list[tuple[_DocState, Window]], top_k: int, return_windows: bool,
-                 keep_candidates: bool) -> None:
+    def _process(self, pending: list[tuple[DocumentMerge, Window]], top_k: int) -> None:
         windows = [w for _, w in pending]
-        retrieved: dict[str, list[list[Any]]] = {}
+        retrieved: dict[str, list[Any]] = {}
         for task in self._tasks():
             need = [i for i, w in enumerate(windows)
                     if (w.span_candidates if task == SPAN else w.triplet_candidates) is None]
@@ -250,46 +234,12 @@ class Relik:
             for w in windows
         ]
         predictions = self.reader.read(reader_windows)
-        for k, ((state, window), pred) in enumerate(zip(pending, predictions, strict=True)):
-            if state.first_char is None:
-                state.first_char = window.offset
-            state.last_char = max(state.last_char, window.char_end)
+        for k, ((merge, window), pred) in enumerate(zip(pending, predictions, strict=True)):
+            window.predicted_spans = [(int(s), int(e), str(t)) for s, e, t in pred.spans]
             if isinstance(pred, SpanWindowPrediction):
-                window.predicted_spans = [(int(s), int(e), str(t)) for s, e, t in pred.spans]
-                for key, value in pred.span_probabilities.items():
-                    state.span_probs.setdefault(tuple(key), value)  # first window wins
+                window.predicted_span_probs = dict(pred.span_probabilities)
             else:
-                window.predicted_spans = [(int(s), int(e), str(t)) for s, e, t in pred.spans]
                 window.predicted_triplets = list(pred.triplets)
-            state.spans.update(window.predicted_spans)
-            for si, rel, oi, conf in window.predicted_triplets:
-                state.triplets.add((window.predicted_spans[si], rel, window.predicted_spans[oi], float(conf)))
-            if keep_candidates:
-                for task, lists in retrieved.items():
-                    cands = lists[k] if lists[k] is not None else (
-                        window.span_candidates if task == SPAN else window.triplet_candidates)
-                    (state.span_candidates if task == SPAN else state.triplet_candidates).append(cands)
-                for task in self._tasks():
-                    if task not in retrieved:
-                        given = window.span_candidates if task == SPAN else window.triplet_candidates
-                        (state.span_candidates if task == SPAN else state.triplet_candidates).append(given)
-            if return_windows:
-                state.windows.append(window)
-
-    @staticmethod
-    def _finish(state: _DocState) -> RelikOutput:
-        source = state.text
-
-        def span(t: tuple[int, int, str]) -> Span:
-            return Span(t[0], t[1], t[2], source[t[0]:t[1]])
-
-        text = source[state.first_char:state.last_char] if state.first_char is not None else source
-        return RelikOutput(
-            text=text,
-            tokens=state.words,
-            id=state.doc_id,
-            spans=sorted((span(s) for s in state.spans), key=lambda x: (x.start, x.end, x.label)),
-            triplets=[Triplet(span(s), r, span(o), round(c, 2)) for s, r, o, c in sorted(state.triplets)],
-            candidates=Candidates(span=state.span_candidates or None, triplet=state.triplet_candidates or None),
-            windows=state.windows or None,
-        )
+            # the output reports the retrieved passages (with their scores), not just their texts
+            merge.add(window, span_candidates=retrieved[SPAN][k] if SPAN in retrieved else None,
+                      triplet_candidates=retrieved[TRIPLET][k] if TRIPLET in retrieved else None)

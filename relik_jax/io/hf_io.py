@@ -16,6 +16,7 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from safetensors.numpy import load_file, save_file
 
 from relik_jax.io import torch_pickle
 
@@ -49,7 +50,6 @@ def read_state_dict(folder: str | Path) -> dict[str, np.ndarray]:
 
 def _read_file(path: Path) -> dict[str, np.ndarray]:
     if path.suffix == ".safetensors":
-        from safetensors.numpy import load_file
 
         return load_file(str(path))
     sd = torch_pickle.load(path)
@@ -123,7 +123,6 @@ def to_state_dict(model: nnx.Module, rename: Callable[[str], str] | None = None)
 def save_folder(model: nnx.Module, config: dict[str, Any], folder: str | Path, *,
                 rename: Callable[[str], str] | None = None) -> Path:
     """Write `config.json` + `model.safetensors` (loadable by transformers and by `load_*`)."""
-    from safetensors.numpy import save_file
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -132,24 +131,3 @@ def save_folder(model: nnx.Module, config: dict[str, Any], folder: str | Path, *
     return folder
 
 
-def load_bert(folder: str | Path, *, dtype: str = "fp32", seed: int = 0):
-    """BERT/E5/MiniLM HF folder -> (BertConfig, BertModel) with the checkpoint's weights."""
-    from relik_jax.models.bert import BertConfig, BertModel
-
-    cfg = BertConfig.from_dict(read_config(folder))
-    model = BertModel(cfg, rngs=nnx.Rngs(seed), dtype=dtype)
-    sd = strip_prefix(read_state_dict(folder), ("bert.", "model."))
-    load_state_dict(model, sd, where=str(folder))
-    return cfg, model
-
-
-def load_deberta(folder: str | Path, *, dtype: str = "fp32", seed: int = 0):
-    """DeBERTa-v2/v3 HF folder -> (DebertaV2Config, DebertaV2Model) with the checkpoint's weights."""
-    from relik_jax.models.deberta import DebertaV2Config, DebertaV2Model
-
-    cfg = DebertaV2Config.from_dict(read_config(folder))
-    model = DebertaV2Model(cfg, rngs=nnx.Rngs(seed), dtype=dtype)
-    sd = strip_prefix(read_state_dict(folder), ("deberta.", "model."))
-    load_state_dict(model, sd, where=str(folder),
-                    ignore=lambda k: not k.startswith(("embeddings.", "encoder.")))  # e.g. MLM heads
-    return cfg, model

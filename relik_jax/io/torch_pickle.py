@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 
 _STORAGE_DTYPES = {
@@ -38,7 +39,6 @@ class _StorageType:
 
 def _np_dtype(spec: Any) -> np.dtype:
     if spec == "bfloat16":
-        import ml_dtypes
 
         return np.dtype(ml_dtypes.bfloat16)
     return np.dtype(spec)

@@ -61,3 +61,23 @@ def init_from_pretrained(backbone: nnx.Module, folder: str | Path, *, seed: int 
     sd[key] = np.concatenate([old, new.astype(np.float32)], axis=0)
     hf_io.load_state_dict(backbone, sd, where=str(folder),
                           ignore=lambda k: not k.startswith(("embeddings.", "encoder.")))  # poolers, MLM heads
+
+
+def load_bert(folder: str | Path, *, dtype: str = "fp32", seed: int = 0) -> tuple[BertConfig, BertModel]:
+    """BERT/E5/MiniLM HF folder -> (BertConfig, BertModel) with the checkpoint's weights."""
+    cfg = BertConfig.from_dict(hf_io.read_config(folder))
+    model = BertModel(cfg, rngs=nnx.Rngs(seed), dtype=dtype)
+    sd = hf_io.strip_prefix(hf_io.read_state_dict(folder), ("bert.", "model."))
+    hf_io.load_state_dict(model, sd, where=str(folder))
+    return cfg, model
+
+
+def load_deberta(folder: str | Path, *, dtype: str = "fp32", seed: int = 0
+                 ) -> tuple[DebertaV2Config, DebertaV2Model]:
+    """DeBERTa-v2/v3 HF folder -> (DebertaV2Config, DebertaV2Model) with the checkpoint's weights."""
+    cfg = DebertaV2Config.from_dict(hf_io.read_config(folder))
+    model = DebertaV2Model(cfg, rngs=nnx.Rngs(seed), dtype=dtype)
+    sd = hf_io.strip_prefix(hf_io.read_state_dict(folder), ("deberta.", "model."))
+    hf_io.load_state_dict(model, sd, where=str(folder),
+                    ignore=lambda k: not k.startswith(("embeddings.", "encoder.")))  # e.g. MLM heads
+    return cfg, model

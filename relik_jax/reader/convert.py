@@ -18,6 +18,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from tokenizers import Tokenizer
@@ -79,8 +81,6 @@ def load_reference_reader(folder: str | Path, *, dtype: str = "fp32", backbone: 
 
 def _abstract(cfg: ReaderConfig, backbone: Any, dtype: str) -> SpanReader | TripletReader:
     """The model with shape-only parameters (no random init to compile and run); every one is then loaded."""
-    import jax
-    import jax.numpy as jnp
 
     model = nnx.eval_shape(lambda: build_reader(cfg, backbone, rngs=nnx.Rngs(0), dtype=dtype))
     # Dropout RNG streams must be concrete (they are used when training); parameters are loaded by the caller.

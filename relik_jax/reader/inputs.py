@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 from tokenizers import Tokenizer
 
+from relik_jax.labels import NME
 from relik_jax.text.tokenization import special_token_id
 
-NME = "--NME--"
 SLACK = 20  # the reference reserves 20 positions for "special tokens" when trimming candidates
 
 

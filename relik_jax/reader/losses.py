@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from relik_jax.reader.model import SpanReader, TripletReader, _gather, _mask, project
+from relik_jax.reader.model import SpanReader, TripletReader, gather_positions, mask_logits, project
 
 IGNORE = -100
 
@@ -53,11 +53,11 @@ def _end_logits(model: SpanReader | TripletReader, features: jax.Array, batch: d
                 mask_preceding: bool) -> jax.Array:
     starts = batch["starts"]
     lt = batch["end_labels"].shape[-1]
-    logits = model.ned_end_classifier(features[:, :lt], _gather(features, starts))
+    logits = model.ned_end_classifier(features[:, :lt], gather_positions(features, starts))
     masked = jnp.broadcast_to(batch["prediction_mask"][:, None, :lt], logits.shape[:3])
     if mask_preceding:
         masked = masked | (jnp.arange(lt)[None, None] < starts[..., None])
-    return _mask(logits, masked[..., None]) if model.binary_end else _mask(logits[..., 0], masked)
+    return mask_logits(logits, masked[..., None]) if model.binary_end else mask_logits(logits[..., 0], masked)
 
 
 def _end_loss(model: SpanReader | TripletReader, end_logits: jax.Array, batch: dict[str, jax.Array]) -> jax.Array:
@@ -71,13 +71,14 @@ def _end_loss(model: SpanReader | TripletReader, end_logits: jax.Array, batch: d
 
 def el_loss(model: SpanReader, batch: dict[str, jax.Array]) -> tuple[jax.Array, dict[str, jax.Array]]:
     features = model.transformer_model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
-    start = _mask(project(model.ned_start_classifier, model.act, features), batch["prediction_mask"][..., None])
+    start = mask_logits(project(model.ned_start_classifier, model.act, features), batch["prediction_mask"][..., None])
     start_loss = cross_entropy(start, batch["start_labels"])
     end_loss = _end_loss(model, _end_logits(model, features, batch, False), batch)
-    ment = model._embed(_gather(features, batch["mention_start"]), _gather(features, batch["mention_end"]))
-    sym = _gather(features, batch["symbol_pos"])
-    ed = jnp.einsum("bmk,bck->bmc", ment, model._embed(sym, sym), preferred_element_type=jnp.float32)
-    ed = _mask(ed, ~batch["mention_valid"][..., None] | ~batch["symbol_valid"][:, None, :])
+    ment = model.embed_pair(gather_positions(features, batch["mention_start"]),
+                        gather_positions(features, batch["mention_end"]))
+    sym = gather_positions(features, batch["symbol_pos"])
+    ed = jnp.einsum("bmk,bck->bmc", ment, model.embed_pair(sym, sym), preferred_element_type=jnp.float32)
+    ed = mask_logits(ed, ~batch["mention_valid"][..., None] | ~batch["symbol_valid"][:, None, :])
     ed_loss = cross_entropy(ed, jnp.where(batch["mention_valid"], batch["ed_labels"], IGNORE))
     total = start_loss + end_loss + ed_loss
     return total, {"ned_start_loss": start_loss, "ned_end_loss": end_loss, "ed_loss": ed_loss}

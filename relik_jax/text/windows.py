@@ -17,9 +17,7 @@ so every document of a batch gets the first document's first word; `split_docume
 batch_doc_topic=True)` reproduces that, the default gives each document its own first word (the topic only
 matters when a retriever uses `use_doc_topic`, which is off at inference).
 
-`merge_windows` folds the per-window predictions of a document back together (reference `merge_windows`):
-spans are the sorted union of `(char_start, char_end, label)` (the same span with two labels keeps both),
-triplets are re-indexed into the merged span list and unioned, span probabilities: first window wins.
+The reader fills a window's `predicted_*` fields; `relik_jax.inference.merge` folds windows back into documents.
 """
 
 from __future__ import annotations
@@ -30,10 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from relik_jax.inference.outputs import Candidates, RelikOutput, Span, Triplet
 from relik_jax.text.words import Word, tokenize
 
-__all__ = ["Window", "WindowSplitter", "window_bounds", "merge_windows", "windows_to_output"]
+__all__ = ["Window", "WindowSplitter", "window_bounds"]
 
 # A predicted triplet inside a window: (subject index, relation, object index, confidence), indices into the
 # window's `predicted_spans`.
@@ -242,91 +239,3 @@ def _as_words(
         out.append(Word(w, start, start + len(w), i))
         pos = start + len(w)
     return out
-
-
-# ------------------------------------------------------------------------------------------------------ merge
-@dataclass(slots=True)
-class MergedDocument:
-    doc_id: int | str
-    text: str
-    spans: list[tuple[int, int, str]]
-    triplets: list[tuple[tuple[int, int, str], str, tuple[int, int, str], float]]
-    span_probs: dict[tuple[int, int], list[tuple[str, float]]]
-    span_candidates: list[list[Any]] | None
-    triplet_candidates: list[list[Any]] | None
-    windows: list[Window]
-
-
-def merge_windows(windows: Iterable[Window]) -> list[MergedDocument]:
-    """Group windows by `doc_id` (first-seen order), sort by offset and merge their predictions."""
-    by_doc: dict[int | str, list[Window]] = {}
-    for w in windows:
-        by_doc.setdefault(w.doc_id, []).append(w)
-    out = []
-    for doc_id, ws in by_doc.items():
-        ws.sort(key=lambda w: (w.offset, w.window_id))
-        spans: set[tuple[int, int, str]] = set()
-        probs: dict[tuple[int, int], list[tuple[str, float]]] = {}
-        triplets: set[tuple[tuple[int, int, str], str, tuple[int, int, str], float]] = set()
-        text = ws[0].text
-        base = ws[0].offset
-        for w in ws:
-            spans.update((int(s), int(e), str(label)) for s, e, label in w.predicted_spans)
-            for key, value in w.predicted_span_probs.items():
-                probs.setdefault(key, value)  # first window wins
-            for si, rel, oi, conf in w.predicted_triplets:
-                subj, obj = w.predicted_spans[si], w.predicted_spans[oi]
-                triplets.add(((subj[0], subj[1], subj[2]), rel, (obj[0], obj[1], obj[2]), float(conf)))
-            if w is not ws[0]:
-                # the reference writes w1.text[:w2.offset] + w2.text (offsets relative to the first window)
-                text = text[: w.offset - base] + w.text
-        span_c = [w.span_candidates for w in ws] if any(w.span_candidates is not None for w in ws) else None
-        trip_c = (
-            [w.triplet_candidates for w in ws] if any(w.triplet_candidates is not None for w in ws) else None
-        )
-        out.append(
-            MergedDocument(
-                doc_id=doc_id,
-                text=text,
-                spans=sorted(spans),
-                triplets=sorted(triplets),
-                span_probs=probs,
-                span_candidates=span_c,
-                triplet_candidates=trip_c,
-                windows=ws,
-            )
-        )
-    return out
-
-
-def windows_to_output(
-    merged: MergedDocument,
-    document: str | None = None,
-    tokens: Sequence[str] | None = None,
-    keep_windows: bool = False,
-) -> RelikOutput:
-    """`RelikOutput` of a merged document, as the reference's `Relik.__call__` builds it: `text` is the
-    merged window text (the document from its first to its last word), span texts are sliced from `document`
-    (the input text; default: the merged text), spans are sorted by start, `tokens` default to the windows'
-    words."""
-    base = 0 if document is not None else merged.windows[0].offset
-    source = document if document is not None else merged.text
-
-    def span(t: tuple[int, int, str]) -> Span:
-        return Span(t[0], t[1], t[2], source[t[0] - base : t[1] - base])
-
-    if tokens is None:
-        seen: dict[int, str] = {}
-        for w in merged.windows:
-            for i, word in enumerate(w.words):
-                seen.setdefault(w.first_word + i, word)
-        tokens = [seen[i] for i in sorted(seen)]
-    return RelikOutput(
-        text=merged.text,
-        tokens=list(tokens),
-        id=merged.doc_id,
-        spans=sorted((span(s) for s in merged.spans), key=lambda x: x.start),
-        triplets=[Triplet(span(s), rel, span(o), round(conf, 2)) for s, rel, o, conf in merged.triplets],
-        candidates=Candidates(span=merged.span_candidates or [], triplet=merged.triplet_candidates or []),
-        windows=list(merged.windows) if keep_windows else None,
-    )

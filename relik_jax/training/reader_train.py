@@ -43,7 +43,18 @@ import numpy as np
 from flax import nnx
 from tokenizers import AddedToken, Tokenizer
 
+from relik_jax.data import corpora as datasets
+from relik_jax.data import jsonl
+from relik_jax.data import toy as toy_data
+from relik_jax.data.jsonl import write_jsonl
+from relik_jax.data.retrieval import aida_kb
+from relik_jax.data.windowing import labelled_windows
 from relik_jax.engine.buckets import Buckets, ShapeLog, plan_batches
+from relik_jax.evaluation.metrics import el_strong_matching, re_matching
+from relik_jax.io import hf_io
+from relik_jax.models import backbones
+from relik_jax.reader import decoding as dec
+from relik_jax.reader.convert import load_reader, save_reader
 from relik_jax.reader.inputs import (
     NME,
     ReaderWindow,
@@ -55,8 +66,12 @@ from relik_jax.reader.inputs import (
     span_symbols,
     triplet_row,
 )
-from relik_jax.reader.losses import IGNORE
+from relik_jax.reader.losses import IGNORE, loss_fn
 from relik_jax.reader.model import ReaderConfig, SpanReader, TripletReader, build_reader
+from relik_jax.reader.reader import Reader
+from relik_jax.retriever.encoder import Retriever, add_candidates, resolve_encoder
+from relik_jax.text.tokenization import load_tokenizer
+from relik_jax.training.trainer import MetricsLog, Trainer, make_optimizer, to_numpy_metrics
 
 # ---------------------------------------------------------------------------------------------------------------
 # Labelled windows
@@ -79,7 +94,7 @@ class LabelledWindow:
     @classmethod
     def from_dict(cls, d: dict[str, Any], span_candidates: Sequence[str] | None = None,
                   triplet_candidates: Sequence[str] | None = None) -> LabelledWindow:
-        """From a windowized row (`datasets.labelled_windows` / the reference's §4.3 JSONL); candidates given here
+        """From a windowized row (`windowing.labelled_windows` / the reference's §4.3 JSONL); candidates given here
         override the row's `span_candidates` / `triplet_candidates`."""
         window = ReaderWindow.from_reference(d)
         if span_candidates is not None:
@@ -448,11 +463,6 @@ def build_training_reader(config: ml_collections.ConfigDict) -> tuple[ReaderConf
                                                                        Tokenizer, dict[str, Any]]:
     """The model to train: `config.init` = 'random' (named tiny backbone or a backbone config folder), 'pretrained'
     (HF encoder folder as backbone, fresh heads) or 'reader' (a reference or our reader folder)."""
-    from relik_jax.io import hf_io
-    from relik_jax.models import backbones
-    from relik_jax.reader.convert import load_reader
-    from relik_jax.text.tokenization import load_tokenizer
-    from relik_jax.training.retriever_train import resolve_encoder
 
     if config.init == "reader":
         cfg, model, tokenizer, tok_cfg = load_reader(config.backbone)
@@ -473,7 +483,6 @@ def build_training_reader(config: ml_collections.ConfigDict) -> tuple[ReaderConf
                            add_entity_embedding=types > 0, threshold=config.get("threshold", 0.5))
     if config.init == "random":
         if config.backbone in TINY_BACKBONES:
-            from relik_jax.data import toy as toy_data
 
             tokenizer = toy_data.toy_tokenizer()
             bb = dict(TINY_BACKBONES[config.backbone])
@@ -542,17 +551,9 @@ def torch_default_head_init(model: nnx.Module, *, seed: int = 0) -> None:
 
 
 def _windows(docs: Sequence[Any], config: ml_collections.ConfigDict) -> list[dict]:
-    from relik_jax.data.corpora import labelled_windows
 
     size = config.window_size if config.window_size else None
     return list(labelled_windows(docs, size, config.window_stride, use_dataset_words=config.use_dataset_words))
-
-
-def rebel_splits(docs: Sequence[Any]) -> dict[str, list[Any]]:
-    """REBEL sample train / dev / test: the first 80% / next 10% / last 10% of the documents."""
-    n = len(docs)
-    cut = [int(n * 0.8), int(n * 0.9)]
-    return {"train": list(docs[: cut[0]]), "dev": list(docs[cut[0]: cut[1]]), "test": list(docs[cut[1]:])}
 
 
 def _split_windows(config: ml_collections.ConfigDict) -> tuple[dict[str, list[dict]], dict[str, dict]]:
@@ -566,10 +567,9 @@ def _split_windows(config: ml_collections.ConfigDict) -> tuple[dict[str, list[di
         return training_windows(config)
     if fmt != "jsonl":
         raise ValueError(f"config.data_format={fmt!r}: expected 'jsonl' (parse the original files) or 'tfds'")
-    from relik_jax.data import corpora as datasets
 
     if config.dataset == "rebel":
-        raw = rebel_splits(list(datasets.read_rebel_sample()))
+        raw = datasets.rebel_splits(list(datasets.read_rebel_sample()))
     else:
         reader = datasets.read_conll04 if config.dataset == "conll04" else datasets.read_nyt
         raw = {s: list(reader(config.get(f"{s}_split", s))) for s in ("train", "dev", "test")}
@@ -580,13 +580,11 @@ def _split_windows(config: ml_collections.ConfigDict) -> tuple[dict[str, list[di
 
 def load_splits(config: ml_collections.ConfigDict) -> dict[str, list[LabelledWindow]]:
     """Labelled windows with candidates for train / dev / test, per `config.dataset`."""
-    from relik_jax.data import corpora as datasets
 
     name = config.dataset
     if config.get("data_format", "jsonl") == "tfds" and name not in ("conll04", "nyt", "rebel", "windows"):
         raise ValueError(f"config.data_format='tfds' reads prepared conll04, nyt, rebel or windows data, not {name!r}")
     if name == "toy":
-        from relik_jax.data import toy as toy_data
 
         raw = {s: toy_data.documents(n, config.seed + k, s)
                for k, (s, n) in enumerate([("train", config.toy_train), ("dev", config.toy_eval),
@@ -648,7 +646,7 @@ def load_splits(config: ml_collections.ConfigDict) -> dict[str, list[LabelledWin
         windows, _ = _split_windows(config)
         return {s: [LabelledWindow.from_dict(d) for d in rows] for s, rows in windows.items()}
     if name == "windows":  # windowized JSONL files with candidates (e.g. AIDA after a retriever run)
-        return {s: [LabelledWindow.from_dict(d) for d in datasets.read_jsonl(config[f"{s}_windows"])]
+        return {s: [LabelledWindow.from_dict(d) for d in jsonl.read_jsonl(config[f"{s}_windows"])]
                 for s in ("train", "dev", "test")}
     raise ValueError(f"config.dataset={name!r}: expected toy, conll04, nyt, rebel, aida or windows")
 
@@ -663,9 +661,6 @@ def aida_splits(config: ml_collections.ConfigDict) -> dict[str, list[LabelledWin
     closed AIDA KB built here), queries paired with the document topic when `config.use_doc_topics`. With
     `config.candidates_cache` (a folder) the windows with candidates are written there once and read back
     afterwards (`aida_<split>_top<k>.jsonl`, the reference's windowized format)."""
-    from relik_jax.data import corpora as datasets
-    from relik_jax.retriever.encoder import Retriever, add_candidates
-    from relik_jax.training.retriever_train import aida_kb
 
     k = int(config.num_candidates)
     cache = Path(config.get("candidates_cache", "") or "")
@@ -675,7 +670,6 @@ def aida_splits(config: ml_collections.ConfigDict) -> dict[str, list[LabelledWin
             raise ValueError("config.dataset='aida' needs config.retriever=ENCODER_FOLDER (a retriever encoder, e.g. "
                              "all-MiniLM-L6-v2 or a train_retriever workdir's encoder/) or a config.candidates_cache "
                              "folder holding aida_{train,testa,testb}_top<k>.jsonl")
-        from relik_jax.training.retriever_train import resolve_encoder
 
         index = config.get("retriever_index", "") or None
         retriever = Retriever.from_pretrained(resolve_encoder(config.retriever), index)
@@ -692,10 +686,10 @@ def aida_splits(config: ml_collections.ConfigDict) -> dict[str, list[LabelledWin
                 print(f"AIDA {aida_split}: {len(rows)} windows, gold titles among the top {k}: "
                       f"{counts.get('found', 0)}/{counts.get('gold', 0)}")
             if str(cache) != ".":
-                datasets.write_jsonl(rows, files[split])
+                jsonl.write_jsonl(rows, files[split])
             out[split] = [LabelledWindow.from_dict(w) for w in rows]
         return out
-    return {s: [LabelledWindow.from_dict(w) for w in datasets.read_jsonl(f)] for s, f in files.items()}
+    return {s: [LabelledWindow.from_dict(w) for w in jsonl.read_jsonl(f)] for s, f in files.items()}
 
 
 def _with_negatives(gold: list[str], pool: list[str], k: int, rng: np.random.Generator) -> list[str]:
@@ -778,7 +772,6 @@ def evaluate_windows(reader: Any, windows: Sequence[LabelledWindow], task: str) 
                                                                                            list[dict]]:
     """Predict `windows` with a `reader_api.Reader`; EL: strong-match InKB micro P/R/F1 per document (windows of a
     document merged), RE/cIE: `metrics.re_matching` per window. Returns (metrics, prediction rows)."""
-    from relik_jax.evaluation.metrics import el_strong_matching, re_matching
 
     preds = reader.read([lw.window for lw in windows])
     rows: list[dict] = []
@@ -812,8 +805,6 @@ def evaluate_thresholds(reader: Any, windows: Sequence[LabelledWindow], threshol
                         ) -> dict[float, dict[str, float]]:
     """RE / cIE metrics for several relation thresholds from one forward pass (the reference's
     `predict_re.py --compute-threshold` picks the dev-optimal one)."""
-    from relik_jax.evaluation.metrics import re_matching
-    from relik_jax.reader import decoding as dec
 
     rows = reader.rows([lw.window for lw in windows])
     outs = dict(zip((r.window_index for r in rows), zip(rows, reader.forward(rows), strict=True), strict=True))
@@ -834,7 +825,6 @@ def evaluate_thresholds(reader: Any, windows: Sequence[LabelledWindow], threshol
 
 
 def eval_reader(cfg: ReaderConfig, model: Any, tokenizer: Tokenizer, config: ml_collections.ConfigDict) -> Any:
-    from relik_jax.reader.reader import Reader
 
     return Reader(cfg, model, tokenizer, {"model_max_length": config.max_length}, buckets=eval_buckets(config),
                   model_max_length=config.max_length, use_nme=config.use_nme, max_triplets=config.max_relations)
@@ -867,7 +857,6 @@ def _head_multiplier(config: ml_collections.ConfigDict) -> Any:
 
 def reader_optimizer(config: ml_collections.ConfigDict, model: SpanReader | TripletReader) -> Any:
     """AdamW with layer-wise LR decay, warmup + linear decay over `config.num_steps`, clipping (Tables 3-4)."""
-    from relik_jax.training.trainer import make_optimizer
 
     return make_optimizer(nnx.state(model, nnx.Param), learning_rate=config.learning_rate,
                           total_steps=config.num_steps, warmup_steps=config.warmup_steps,
@@ -881,9 +870,6 @@ def train_reader(config: ml_collections.ConfigDict, workdir: str | Path) -> dict
     """Train a reader per `config` (configs/{tiny,aida,nyt,conll04,rebel}.py). Writes into `workdir`:
     `metrics.jsonl` (+ `metrics.png`), `checkpoints/` (orbax, resumable), `best/` (our reader format, best dev
     `select_metric`), `results.json` (dev/test metrics, timings, compile count) and `test_predictions.jsonl`."""
-    from relik_jax.data.corpora import write_jsonl
-    from relik_jax.reader.losses import loss_fn
-    from relik_jax.training.trainer import MetricsLog, Trainer, to_numpy_metrics
 
     workdir = Path(workdir).absolute()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -946,7 +932,6 @@ def train_reader(config: ml_collections.ConfigDict, workdir: str | Path) -> dict
             metrics_log.write(trainer.step, **{f"dev_{k}": v for k, v in dev.items()})
             log(f"step {trainer.step}: dev {config.select_metric} {value:.4f} (best {best['value']:.4f})")
             if value >= best["value"]:  # ties: the later model
-                from relik_jax.reader.convert import save_reader
 
                 best = {"step": trainer.step, "value": value, "dev": dev}
                 save_reader(workdir / "best", cfg, trainer.model(), tokenizer, tok_cfg)
@@ -957,10 +942,8 @@ def train_reader(config: ml_collections.ConfigDict, workdir: str | Path) -> dict
     train_s = time.perf_counter() - t_train
     metrics_log.plot(workdir / "metrics.png")
     if best["step"] < 0:  # no evaluation ran: the final model is the one we keep
-        from relik_jax.reader.convert import save_reader
 
         save_reader(workdir / "best", cfg, trainer.model(), tokenizer, tok_cfg)
-    from relik_jax.reader.convert import load_reader, save_reader
 
     test: dict[str, float] = {}
     tuned: dict[str, Any] = {}

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from relik_jax.data import corpora as D
+from relik_jax.data import jsonl, windowing
 from relik_jax.paths import data_path
 from relik_jax.text.windows import Window
 
@@ -130,12 +131,12 @@ def test_rebel_sample_and_relation_definitions():
 
 def test_raw_formats():
     doc = next(D.read_aida("testb"))
-    raw = D.to_raw_el(doc)
+    raw = windowing.to_raw_el(doc)
     assert raw["doc_text"] == doc.text
     s, e, title = raw["doc_span_annotations"][0]
     assert doc.text[s:e] == "JAPAN" and title == "Japan national football team"
     re_doc = list(D.read_conll04("test"))[1]
-    raw_re = D.to_raw_re(re_doc)
+    raw_re = windowing.to_raw_re(re_doc)
     assert raw_re["doc_words"] == ["PERUGIA", ",", "Italy", "(", "AP", ")"]
     assert raw_re["doc_span_annotations"] == [[0, 1, "Loc"], [2, 3, "Loc"], [4, 5, "Org"]]
     assert raw_re["doc_triplet_annotations"][0] == {
@@ -145,29 +146,29 @@ def test_raw_formats():
     }
     # NYT has no dataset words beyond the whitespace split; REBEL is re-tokenized with relik_jax.text.words
     rebel = next(D.read_rebel_sample())
-    raw_rebel = D.to_raw_re(rebel)
+    raw_rebel = windowing.to_raw_re(rebel)
     (trip,) = raw_rebel["doc_triplet_annotations"]
     assert raw_rebel["doc_words"][trip["subject"][0] : trip["subject"][1]] == ["Transportation", "Journal"]
 
 
 def test_labelled_windows_cover_all_gold_and_roundtrip(tmp_path):
     docs = list(D.read_aida("testb"))[:40]
-    rows = list(D.labelled_windows(docs, 32, 16))
+    rows = list(windowing.labelled_windows(docs, 32, 16))
     covered = {(r["doc_id"], s, e, label) for r in rows for s, e, label in r["window_labels"]}
     assert covered == {(d.doc_id, m.start, m.end, m.label) for d in docs for m in d.mentions}
     for r in rows:
         for (s, e, _), (ws, we, _) in zip(r["window_labels"], r["window_labels_tokens"], strict=True):
             assert r["token2char_start"][str(ws)] == s and r["token2char_end"][str(we - 1)] == e
     path = tmp_path / "windows.jsonl"
-    assert D.write_jsonl(rows, path) == len(rows)
-    back = list(D.read_jsonl(path))
+    assert jsonl.write_jsonl(rows, path) == len(rows)
+    back = list(jsonl.read_jsonl(path))
     assert back == json.loads(json.dumps(rows))
     w = Window.from_dict(back[5])
     assert w.to_dict() == back[5]
-    assert [x.to_dict() for x in D.read_windows(path)] == back
+    assert [x.to_dict() for x in jsonl.read_windows(path)] == back
     # RE windows: triplets only where both arguments are inside; word-level labels are window-relative
-    re_rows = list(D.labelled_windows(D.read_conll04("test"), 8, 4, use_dataset_words=True))
-    whole = list(D.labelled_windows(D.read_conll04("test"), None, None, use_dataset_words=True))
+    re_rows = list(windowing.labelled_windows(D.read_conll04("test"), 8, 4, use_dataset_words=True))
+    whole = list(windowing.labelled_windows(D.read_conll04("test"), None, None, use_dataset_words=True))
     assert len(whole) == 288 and sum(len(r["window_triplet_labels"]) for r in whole) == 422
     assert 0 < sum(len(r["window_triplet_labels"]) for r in re_rows)
     for r in re_rows:
@@ -191,7 +192,7 @@ def test_dpr_rows_match_reference_command():
     for case in ref["dpr"]["cases"]:
         missing: set[str] = set()
         ours = list(
-            D.to_dpr(
+            windowing.to_dpr(
                 windows[case["window_size"]],
                 ref["dpr"]["passages"],
                 label_type=case["label_type"],
@@ -206,10 +207,10 @@ def test_dpr_rows_match_reference_command():
 
 def test_dpr_rows_from_aida():
     docs = list(D.read_aida("testb"))[:5]
-    windows = list(D.labelled_windows(docs, 32, 16))
+    windows = list(windowing.labelled_windows(docs, 32, 16))
     titles = sorted({m.label for d in docs for m in d.mentions if m.label != D.NME})
     passages = [{"text": t, "id": i, "metadata": {"definition": ""}} for i, t in enumerate(titles)]
-    rows = list(D.to_dpr(windows, passages))
+    rows = list(windowing.to_dpr(windows, passages))
     assert 0 < len(rows) <= len(windows)
     first = rows[0]
     assert first["id"] == "1163testb SOCCER_0" and first["question"] == windows[0]["text"]
@@ -217,8 +218,8 @@ def test_dpr_rows_from_aida():
     assert first["positive_ctxs"][0]["id"] == titles.index("Japan national football team")
     assert D.NME not in {p["text"] for r in rows for p in r["positive_ctxs"]}
     re_rows = list(
-        D.to_dpr(
-            D.labelled_windows(D.read_conll04("test"), None, None), [{"text": "Kill", "id": 0}], "triplet"
+        windowing.to_dpr(
+            windowing.labelled_windows(D.read_conll04("test"), None, None), [{"text": "Kill", "id": 0}], "triplet"
         )
     )
     assert len(re_rows) == sum(
@@ -242,7 +243,7 @@ def test_create_windows_matches_reference_command():
     assert len(ref["create_windows"]) == 4
     for case in ref["create_windows"]:
         ours = list(
-            D.create_windows(
+            windowing.create_windows(
                 case["input"],
                 window_size=case["window_size"],
                 window_stride=case["window_stride"],

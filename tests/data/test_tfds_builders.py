@@ -13,13 +13,13 @@ import pytest
 
 from configs.conll04 import get_config as conll04_config
 from relik_jax.data import corpora as D
+from relik_jax.data import jsonl, windowing
 from relik_jax.data import tfds as T
 from relik_jax.training.reader_train import (
     LabelledWindow,
     _split_windows,
     build_training_reader,
     load_splits,
-    rebel_splits,
     train_reader,
 )
 
@@ -37,10 +37,10 @@ def data_dir(tmp_path_factory):
 def memory_windows(name: str) -> dict[str, list[dict]]:
     """The in-memory path: datasets.py readers + labelled_windows with each builder's default windowing."""
     if name == "conll04":
-        return {s: list(D.labelled_windows(D.read_conll04(s), None, None, use_dataset_words=True))
+        return {s: list(windowing.labelled_windows(D.read_conll04(s), None, None, use_dataset_words=True))
                 for s in ("train", "dev", "test")}
-    docs = rebel_splits(list(D.read_rebel_sample()))
-    return {s: list(D.labelled_windows(d, 64, 32)) for s, d in docs.items()}
+    docs = D.rebel_splits(list(D.read_rebel_sample()))
+    return {s: list(windowing.labelled_windows(d, 64, 32)) for s, d in docs.items()}
 
 
 @pytest.mark.parametrize("name", ["conll04", "rebel"])
@@ -117,7 +117,7 @@ def test_two_step_training_run_on_tfds_data(data_dir, tmp_path):
 
 def test_windows_folder_round_trip_with_candidates(tmp_path):
     """relik_windows stores arbitrary §4.3 rows (candidates, scores, int doc ids, spans) unchanged."""
-    rows = list(D.labelled_windows(list(D.read_conll04("test"))[:6], 8, 4, use_dataset_words=True))
+    rows = list(windowing.labelled_windows(list(D.read_conll04("test"))[:6], 8, 4, use_dataset_words=True))
     for i, r in enumerate(rows):
         r["span_candidates"] = ["Peop", "Org"] if i % 2 else []
         r["triplet_candidates"] = ["Work_For", "Kill"]
@@ -128,7 +128,7 @@ def test_windows_folder_round_trip_with_candidates(tmp_path):
     manual = tmp_path / "manual"
     manual.mkdir()
     for split in ("train", "dev", "test"):
-        D.write_jsonl(rows, manual / f"{split}.jsonl")
+        jsonl.write_jsonl(rows, manual / f"{split}.jsonl")
     T.prepare("windows", tmp_path / "tfds", manual_dir=manual)
     got = list(T.window_source("windows", "dev", tmp_path / "tfds"))
     assert got == rows

@@ -11,6 +11,7 @@ from transformers import BertModel as TorchModel
 
 from relik_jax.engine.compiled import CompiledForward
 from relik_jax.io import hf_io
+from relik_jax.models import backbones
 from relik_jax.models.bert import BertConfig, mean_pool
 from relik_jax.text.tokenization import load_tokenizer
 
@@ -41,7 +42,7 @@ def test_random_config_matches_transformers(name, tmp_path):
             if "LayerNorm" in pname:
                 p.add_(0.1 * torch.randn_like(p))
     torch_model.save_pretrained(tmp_path)
-    _, model = hf_io.load_bert(tmp_path)
+    _, model = backbones.load_bert(tmp_path)
     forward = CompiledForward(model)
     rng = np.random.default_rng(seed)
     for length in (1, 9, 128):
@@ -89,7 +90,7 @@ def test_minilm_sentence_embeddings_match_transformers():
         m = torch.tensor(mask)[..., None].float()
         ref = torch.nn.functional.normalize((h * m).sum(1) / m.sum(1).clamp(min=1e-9), dim=-1).numpy()
 
-    _, model = hf_io.load_bert(folder)
+    _, model = backbones.load_bert(folder)
     pooled = np.asarray(CompiledForward(model, lambda m_, i, a: mean_pool(m_(i, a), a))(ids, mask))
     ours = pooled / np.linalg.norm(pooled, axis=-1, keepdims=True)
     err = np.abs(ours - ref).max()
@@ -107,7 +108,7 @@ def test_minilm_bf16_relative_error_is_bounded():
     ids, mask = np.array([e.ids for e in enc]), np.array([e.attention_mask for e in enc])
     outs = {}
     for dtype in ("fp32", "bf16"):
-        _, model = hf_io.load_bert(folder, dtype=dtype)
+        _, model = backbones.load_bert(folder, dtype=dtype)
         outs[dtype] = np.asarray(CompiledForward(model, lambda m_, i, a: mean_pool(m_(i, a), a))(ids, mask))
     rel = np.linalg.norm(outs["bf16"] - outs["fp32"]) / np.linalg.norm(outs["fp32"])
     print(f"MiniLM bf16 vs fp32 relative error of pooled vectors: {rel:.2e}")
@@ -120,7 +121,7 @@ def test_bin_and_prefixed_checkpoints_load(tmp_path):
     sd = {f"bert.{k}": v for k, v in torch_model.state_dict().items()}
     torch_model.config.to_json_file(tmp_path / "config.json")
     torch.save(sd, tmp_path / "pytorch_model.bin")
-    _, model = hf_io.load_bert(tmp_path)
+    _, model = backbones.load_bert(tmp_path)
     ids = np.arange(1, 11)[None]
     with torch.no_grad():
         ref = torch_model(input_ids=torch.tensor(ids)).last_hidden_state.numpy()
@@ -136,7 +137,7 @@ def test_shape_mismatch_names_the_tensor(tmp_path):
 
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ValueError, match=r"encoder\.layer\.0\.intermediate\.dense\.(weight|bias)"):
-        hf_io.load_bert(tmp_path)
+        backbones.load_bert(tmp_path)
 
 
 def test_unsupported_bert_configs_are_refused():

@@ -11,6 +11,7 @@ from transformers.models.deberta_v2.modeling_deberta_v2 import make_log_bucket_p
 
 from relik_jax.engine.compiled import CompiledForward
 from relik_jax.io import hf_io
+from relik_jax.models import backbones
 from relik_jax.models.deberta import DebertaV2Config, relative_positions
 
 V3 = dict(relative_attention=True, position_buckets=256, norm_rel_ebd="layer_norm", share_att_key=True,
@@ -40,7 +41,7 @@ def models(request, tmp_path_factory):
                 p.add_(0.1 * torch.randn_like(p))
     folder = tmp_path_factory.mktemp(request.param)
     torch_model.save_pretrained(folder)
-    _, model = hf_io.load_deberta(folder)
+    _, model = backbones.load_deberta(folder)
     return request.param, torch_model, CompiledForward(model)
 
 
@@ -77,8 +78,8 @@ def test_bf16_relative_error_is_bounded(tmp_path):
     cfg = TorchConfig(**CONFIGS["tiny-v3"])
     torch.manual_seed(0)
     TorchModel(cfg).save_pretrained(tmp_path)
-    _, fp32 = hf_io.load_deberta(tmp_path)
-    _, bf16 = hf_io.load_deberta(tmp_path, dtype="bf16")
+    _, fp32 = backbones.load_deberta(tmp_path)
+    _, bf16 = backbones.load_deberta(tmp_path, dtype="bf16")
     ids = np.random.default_rng(1).integers(1, 1000, size=(2, 128))
     mask = np.ones_like(ids)
     a = np.asarray(CompiledForward(fp32)(ids, mask))
@@ -105,7 +106,7 @@ def test_export_round_trips_through_transformers(tmp_path):
     torch.manual_seed(3)
     ref = TorchModel(cfg).eval()
     ref.save_pretrained(tmp_path / "a")
-    config, model = hf_io.load_deberta(tmp_path / "a")
+    config, model = backbones.load_deberta(tmp_path / "a")
     hf_io.save_folder(model, config.to_dict(), tmp_path / "b")
     assert json.loads((tmp_path / "b" / "config.json").read_text())["model_type"] == "deberta-v2"
     back = TorchModel.from_pretrained(tmp_path / "b").eval()

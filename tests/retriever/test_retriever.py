@@ -12,8 +12,6 @@ from transformers import AutoTokenizer, BertConfig, BertModel
 from relik_jax.io import hf_io
 from relik_jax.retriever.encoder import (
     Retriever,
-    average_rank,
-    evaluate_retrieval,
     load_encoder,
     save_encoder,
 )
@@ -201,16 +199,3 @@ def test_add_candidates_writes_torch_top_k_with_topics_across_chunks(tiny_encode
     assert counts == {"gold": 6, "found": found}
     with pytest.raises(ValueError, match="doc_topic"):
         list(add_candidates(retriever, [{"text": "x", "doc_id": 7, "window_id": 0}], 3, use_doc_topics=True))
-
-
-def test_recall_and_average_rank_by_hand():
-    preds = [["a", "b", "c", "d"], ["x", "y", "z", "w"], ["m", "n", "o", "p"]]
-    gold = [["b", "d"], ["w", "w"], ["q"]]  # duplicate gold counts once for recall (set), as the reference
-    assert evaluate_retrieval(preds, gold, ks=(1, 2, 4))["recall@2"] == 1 / 4
-    # ranks of found gold labels: b→2, d→4, w→4, w→4 (each gold occurrence) → 14/4
-    assert average_rank(preds, gold, 4) == 14 / 4
-    assert evaluate_retrieval(preds, gold, ks=(1, 4)) == {
-        "recall@1": 0.0,
-        "recall@4": 0.75,
-        "avg_ranking@4": 3.5,
-    }

@@ -313,9 +313,10 @@ def test_aida_splits_take_the_retriever_top_k_and_cache_them(tmp_path, monkeypat
 
     from configs.aida import get_config as aida_config
     from relik_jax.data import corpora as datasets
-    from relik_jax.retriever.encoder import Retriever
+    from relik_jax.data import windowing
+    from relik_jax.data.retrieval import aida_kb
+    from relik_jax.retriever.encoder import Retriever, resolve_encoder
     from relik_jax.training.reader_train import aida_splits
-    from relik_jax.training.retriever_train import aida_kb, resolve_encoder
 
     read = datasets.read_aida
     monkeypatch.setattr(datasets, "read_aida", lambda split: itertools.islice(read(split), 2))
@@ -331,7 +332,7 @@ def test_aida_splits_take_the_retriever_top_k_and_cache_them(tmp_path, monkeypat
         "aida_testa_top5.jsonl", "aida_testb_top5.jsonl", "aida_train_top5.jsonl"]
     retriever = Retriever.from_pretrained(resolve_encoder("all-MiniLM-L6-v2"))
     retriever.build_index(aida_kb(), progress=None)
-    windows = list(datasets.labelled_windows(read("testb"), 32, 16, use_dataset_words=True))[: len(first["test"])]
+    windows = list(windowing.labelled_windows(read("testb"), 32, 16, use_dataset_words=True))[: len(first["test"])]
     expected = retriever.retrieve([w["text"] for w in windows], 5, [w["doc_topic"] for w in windows])
     assert [lw.window.span_candidates for lw in first["test"]] == [[d.document.text for d in r] for r in expected]
     assert [lw.labels for lw in first["test"]][:3] == [

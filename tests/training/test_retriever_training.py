@@ -112,12 +112,13 @@ def test_real_data_kb_and_samples_name_every_gold_title():
     """AIDA and REBEL-sample DPR samples from the shared data: every window with a linked mention becomes one sample
     whose positives are exactly its gold titles / relations in the KB (the configs' data path, end to end)."""
     from relik_jax.data import corpora as datasets
-    from relik_jax.training.retriever_train import aida_kb_and_samples, relation_kb_and_samples
+    from relik_jax.data import windowing
+    from relik_jax.data.retrieval import aida_kb_and_samples, relation_kb_and_samples
 
     config = get_config()
     kb, splits = aida_kb_and_samples(config)
     texts = [d.text for d in kb]
-    windows = list(datasets.labelled_windows(datasets.read_aida("testb"), 32, 16, use_dataset_words=True))
+    windows = list(windowing.labelled_windows(datasets.read_aida("testb"), 32, 16, use_dataset_words=True))
     gold = [sorted({lab.strip() for _, _, lab in w["window_labels"]} - {datasets.NME}) for w in windows]
     gold = [g for g in gold if g]
     assert len(splits["testb"]) == len(gold) > 1000
@@ -130,7 +131,7 @@ def test_real_data_kb_and_samples_name_every_gold_title():
     texts = [d.text for d in kb]
     assert splits["train"] and splits["test"]
     docs = list(datasets.read_rebel_sample())
-    windows = list(datasets.labelled_windows(docs[int(len(docs) * 0.9):], 64, 32))
+    windows = list(windowing.labelled_windows(docs[int(len(docs) * 0.9):], 64, 32))
     # relations outside the KB (the sample's relation-count list) are not positives
     gold = [sorted({t["relation"].strip() for t in w.get("window_triplet_labels", [])} & set(texts)) for w in windows]
     assert [sorted({texts[p] for p in s.positives}) for s in splits["test"]] == [g for g in gold if g]

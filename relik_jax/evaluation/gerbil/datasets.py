@@ -17,6 +17,7 @@ from pathlib import Path
 
 from relik_jax.evaluation.gerbil.nif import NifDocument, NifMention, OffsetMap, read_nif, utf16_len
 from relik_jax.evaluation.gerbil.scoring import NOT_IN_WIKI, java_url_encode, title_to_uri
+from relik_jax.labels import NME
 from relik_jax.paths import data_path
 
 
@@ -251,7 +252,7 @@ def load_aida(split: str = "testb") -> GerbilDataset:
                     text_len += 1
             if len(cols) > 1 and cols[1]:
                 if cols[1] == "B":
-                    if cols[3] == "--NME--":
+                    if cols[3] == NME:
                         uris = (prefix + "notInWiki/" + java_url_encode(cols[2]),)
                     elif len(cols) > 4 and cols[4].startswith(wiki):
                         uris = (cols[4], "http://dbpedia.org/resource/" + cols[4][len(wiki) :])

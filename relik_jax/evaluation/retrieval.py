@@ -1,0 +1,23 @@
+"""Retriever evaluation: recall@K and average rank of the gold passages (reference callbacks)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from relik_jax.evaluation import metrics
+
+
+def average_rank(predictions: Sequence[Sequence[str]], gold: Sequence[Sequence[str]], k: int) -> float:
+    """Mean 1-based rank of gold labels found in the top-k (reference `AvgRankingEvaluationCallback`)."""
+    ranks = [
+        list(p[:k]).index(g) + 1 for p, gs in zip(predictions, gold, strict=True) for g in gs if g in p[:k]
+    ]
+    return sum(ranks) / len(ranks) if ranks else 0.0
+
+
+def evaluate_retrieval(
+    predictions: Sequence[Sequence[str]], gold: Sequence[Sequence[str]], ks: Sequence[int] = (1, 10, 50, 100)
+) -> dict[str, float]:
+    out = metrics.recall_at_k(predictions, gold, ks)
+    out[f"avg_ranking@{max(ks)}"] = average_rank(predictions, gold, max(ks))
+    return out
