@@ -1,4 +1,10 @@
-"""Static padding buckets for the reader: every jitted stage sees only shapes from a small fixed set.
+"""Static padding buckets: every jitted program (reader stages, retriever encoder, index search) sees only shapes
+from a small fixed set. All bucketing of the package lives here.
+
+Retriever and index: `length_bucket` (sequence lengths; beyond the last bucket, multiples of it), `batch_bucket`
+(rows: powers of two from 8, capped by the batch size), `pow2_at_least` (query counts).
+
+Reader (`Buckets`):
 
 Dimensions and how each is bucketed (all lists are ascending; a value above the last entry goes to the next power
 of two, so nothing is ever dropped, and the number of programs stays bounded because every dimension is bounded
@@ -20,8 +26,22 @@ import dataclasses
 from collections.abc import Sequence
 
 
-def _pow2_at_least(n: int) -> int:
-    return 1 << max(0, (max(1, n) - 1).bit_length())
+def pow2_at_least(n: int, floor: int = 1) -> int:
+    """The smallest power of two >= max(n, floor)."""
+    return max(floor, 1 << max(0, (max(1, n) - 1).bit_length()))
+
+
+def length_bucket(n: int, buckets: Sequence[int]) -> int:
+    """Smallest bucket >= n; beyond the last one, the next multiple of it (retriever sequence lengths)."""
+    for b in buckets:
+        if n <= b:
+            return b
+    return -(-n // buckets[-1]) * buckets[-1]
+
+
+def batch_bucket(n: int, batch_size: int) -> int:
+    """Rows of a padded batch of n: powers of two from 8, at most `batch_size`."""
+    return min(batch_size, pow2_at_least(n, 8))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +64,7 @@ class Buckets:
         for s in sizes:
             if n <= s:
                 return s
-        return _pow2_at_least(n)
+        return pow2_at_least(n)
 
     def seq_len(self, n: int) -> int:
         return self.pick(n, self.seq_lens)
@@ -67,7 +87,7 @@ class Buckets:
             out.append(s)
             if s >= limit:
                 return out
-        p = _pow2_at_least(sizes[-1] + 1)
+        p = pow2_at_least(sizes[-1] + 1)
         while True:
             out.append(p)
             if p >= limit:
@@ -117,7 +137,7 @@ def plan_batches(lengths: Sequence[int], buckets: Buckets, *, sort: bool = True,
         n = buckets.rows(length)
         for k in range(0, len(idx), n):
             chunk = idx[k: k + n]
-            out.append(Batch(length, n if full_rows else min(n, _pow2_at_least(len(chunk))), chunk))
+            out.append(Batch(length, n if full_rows else min(n, pow2_at_least(len(chunk))), chunk))
     return out
 
 

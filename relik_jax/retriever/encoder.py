@@ -28,6 +28,7 @@ from flax import nnx
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from tokenizers import Tokenizer
 
+from relik_jax.engine.buckets import batch_bucket, length_bucket
 from relik_jax.engine.compiled import CompiledForward
 from relik_jax.io import hf_io
 from relik_jax.labels import NME
@@ -110,22 +111,11 @@ def model_max_length(folder: str | Path, default: int = 512) -> int:
 # -------------------- batching
 
 
-def _bucket_length(n: int, buckets: Sequence[int]) -> int:
-    for b in buckets:
-        if n <= b:
-            return b
-    return -(-n // buckets[-1]) * buckets[-1]
-
-
-def _bucket_batch(n: int, batch_size: int) -> int:
-    return min(batch_size, max(8, 1 << (n - 1).bit_length()))
-
-
 def pad_encodings(
     encodings: Sequence[tuple[list[int], list[int]]], rows: int, buckets: Sequence[int]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(ids, type ids) pairs -> input_ids, attention_mask, token_type_ids [rows, bucketed length] int32."""
-    length = _bucket_length(max(len(e[0]) for e in encodings), buckets)
+    length = length_bucket(max(len(e[0]) for e in encodings), buckets)
     ids = np.zeros((rows, length), np.int32)
     mask = np.zeros((rows, length), np.int32)
     types = np.zeros((rows, length), np.int32)
@@ -152,7 +142,7 @@ def padded_batches(
     for start in range(0, len(order), batch_size):
         positions = order[start : start + batch_size]
         rows = [encodings[i] for i in positions]
-        ids, mask, types = pad_encodings(rows, _bucket_batch(len(rows), batch_size), buckets)
+        ids, mask, types = pad_encodings(rows, batch_bucket(len(rows), batch_size), buckets)
         yield positions, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
 
 

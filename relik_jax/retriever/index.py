@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 import yaml
 
+from relik_jax.engine.buckets import pow2_at_least
 from relik_jax.io import torch_pickle
 
 DEFAULT_SEPARATOR = " <def> "
@@ -95,11 +96,6 @@ def _check_queries(queries: np.ndarray | jax.Array, dim: int) -> np.ndarray | ja
         raise ValueError(f"queries have dim {queries.shape[-1]} but the index has dim {dim}")
     # Matryoshka indexes store a prefix of the query space: keep the first `dim` components (reference §3.2).
     return queries[:, :dim] if queries.shape[-1] > dim else queries
-
-
-def _bucket(n: int) -> int:
-    """Query-count bucket (powers of two from 8) to bound recompilation."""
-    return max(8, 1 << (n - 1).bit_length())
 
 
 # -------------------- exact search
@@ -221,7 +217,7 @@ class ExactSearcher:
         """queries [Q, d'≥d] → (scores [Q, min(k,N)] float32, rows [Q, min(k,N)] int64), best first."""
         queries = np.asarray(_check_queries(np.asarray(queries), self.dim), dtype=np.float32)
         num_q = queries.shape[0]
-        padded = np.zeros((_bucket(num_q), self.dim), np.float32)
+        padded = np.zeros((pow2_at_least(num_q, 8), self.dim), np.float32)
         padded[:num_q] = queries
         scores, rows = self._search_fn(min(k, self.num_rows))(self.embeddings, jnp.asarray(padded))
         return np.asarray(scores)[:num_q], np.asarray(rows)[:num_q].astype(np.int64)
