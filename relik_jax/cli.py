@@ -8,6 +8,8 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from relik_jax.evaluation.gerbil import service as nif_service
+
 
 def _read_documents(path: Path) -> Iterator[tuple[str, dict]]:
     """Yields (text, record) from a .txt file (one document per line), a .jsonl file ({"text": ...}) or a
@@ -111,8 +113,6 @@ def convert(args: argparse.Namespace) -> None:
 
 
 def serve(args: argparse.Namespace) -> None:
-    from relik_jax.evaluation.gerbil import service as nif_service
-
     argv = ["--host", args.host, "--port", str(args.port)]
     if args.gold:
         nif_service.main([*argv, "--gold", args.gold])
