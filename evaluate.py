@@ -108,7 +108,7 @@ def evaluate_retriever(encoder: str, index: str | None, config: Any, out: Path) 
 
 
 def evaluate_gerbil_pipeline(pipeline: str, datasets: list[str] | None, top_k: int | None) -> Any:
-    from relik_jax.evaluation.gerbil.scoring import DEFAULT_DATASETS, evaluate_gerbil
+    from relik_jax.evaluation.gerbil.run import DEFAULT_DATASETS, evaluate_gerbil
     from relik_jax.inference.pipeline import Relik
 
     relik = Relik.from_pretrained(pipeline)

@@ -112,7 +112,6 @@ def convert(args: argparse.Namespace) -> None:
 
 
 def serve(args: argparse.Namespace) -> None:
-
     argv = ["--host", args.host, "--port", str(args.port)]
     if args.gold:
         nif_service.main([*argv, "--gold", args.gold])

@@ -1,8 +1,8 @@
 """GERBIL scorer against hand-computed numbers (every expected value is a literal fraction worked out below).
 
 The corpus: five small NIF documents written as Turtle text (by a helper here, not by relik_jax.evaluation.gerbil.nif),
-parsed with
-relik_jax.evaluation.gerbil.nif, scored with relik_jax.evaluation.gerbil.scoring. Entities: dbr = http://dbpedia.org/resource/.
+parsed with relik_jax.evaluation.gerbil.nif, scored with relik_jax.evaluation.gerbil.scoring (URIs:
+relik_jax.evaluation.gerbil.uris). Entities: dbr = http://dbpedia.org/resource/.
 """
 
 from fractions import Fraction as F
@@ -12,16 +12,22 @@ import pytest
 from relik_jax.evaluation.gerbil.nif import NifMention, parse_nif
 from relik_jax.evaluation.gerbil.scoring import (
     Counts,
+    DatasetResult,
     Marking,
-    UriNormalizer,
+    Scores,
     count_matchings,
-    encoding_variants,
     format_details,
     format_table,
-    java_url_encode,
     prf,
+    score_a2kb,
     score_d2kb,
     score_documents,
+    to_markings,
+)
+from relik_jax.evaluation.gerbil.uris import (
+    UriNormalizer,
+    encoding_variants,
+    java_url_encode,
     title_to_uri,
     uri_to_title,
 )
@@ -235,8 +241,6 @@ def test_uri_normalisation():
 
 
 def test_inkb_ee_classification_and_missing_class_is_omitted():
-    from relik_jax.evaluation.gerbil.scoring import score_a2kb, to_markings
-
     n = UriNormalizer({"http://oke.org/Bologna": {DBR + "Bologna"}})
     gold = to_markings(
         [
@@ -257,8 +261,6 @@ def test_inkb_ee_classification_and_missing_class_is_omitted():
 
 
 def test_table_lists_measures():
-    from relik_jax.evaluation.gerbil.scoring import DatasetResult, Scores
-
     res = DatasetResult(
         "toy",
         "A2KB",

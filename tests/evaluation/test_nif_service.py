@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 import rdflib
 
+from relik_jax.evaluation.gerbil.client import NifClient, gerbil_request
 from relik_jax.evaluation.gerbil.datasets import load_gerbil_dataset
 from relik_jax.evaluation.gerbil.nif import NifDocument
-from relik_jax.evaluation.gerbil.scoring import evaluate_gerbil
-from relik_jax.evaluation.gerbil.service import NifClient, gerbil_request, gold_annotator, serve_nif
+from relik_jax.evaluation.gerbil.run import evaluate_gerbil
+from relik_jax.evaluation.gerbil.service import gold_annotator, serve_nif
 
 NIF_NS = rdflib.Namespace("http://persistence.uni-leipzig.org/nlp2rdf/ontologies/nif-core#")
 ITS_NS = rdflib.Namespace("http://www.w3.org/2005/11/its/rdf#")

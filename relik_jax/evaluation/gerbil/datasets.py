@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from relik_jax.evaluation.gerbil.nif import NifDocument, NifMention, OffsetMap, read_nif, utf16_len
-from relik_jax.evaluation.gerbil.scoring import NOT_IN_WIKI, java_url_encode, title_to_uri
+from relik_jax.evaluation.gerbil.uris import NOT_IN_WIKI, java_url_encode, title_to_uri
 from relik_jax.labels import NME
 from relik_jax.paths import data_path
 

@@ -1,9 +1,7 @@
-"""GERBIL-faithful entity-linking evaluation: URI normalisation, matching, micro/macro P/R/F1, tables.
+"""GERBIL-faithful entity-linking scoring: markings, matching, micro/macro P/R/F1, result tables.
 
 What is replicated from GERBIL (dice-group/gerbil, see shared/reference/gerbil.md §B):
-* URI sets are expanded before matching (sameAs): `en.dbpedia.org` -> `dbpedia.org`, Wikipedia <-> DBpedia
-  bridging per language, percent-encoding variants of the last path segment (Java URLEncoder/URLDecoder), the
-  dataset's own `owl:sameAs` links (OKE) and an optional offline redirect table.
+* URI sets are expanded before matching (sameAs, see `uris.UriNormalizer`).
 * A marking is InKB when one of its (expanded) URIs starts with a well-known KB namespace, else EE (emerging).
 * Meaning match: both InKB -> URI sets must intersect; both EE -> match; mixed -> no match.
 * Span match: Ma (strong) = same begin and end; Mw (weak) = overlapping spans.
@@ -16,168 +14,18 @@ What is replicated from GERBIL (dice-group/gerbil, see shared/reference/gerbil.m
 * A2KB also reports its sub-experiments: ERec (span only) and D2KB (predictions filtered to gold spans one per
   gold span, then GERBIL's "Me" matching, which uses the weak span searcher).
 
-Not replicated (needs online services GERBIL queries): the DBpedia sameAs/redirect Lucene index, the Wikipedia
-redirect API and the entity-existence check; `UriNormalizer(redirects=...)` and `kb_entities` take offline
-tables.
+Not replicated (needs GERBIL's online entity-existence check): `to_markings(kb_entities=...)` takes an offline
+table instead. Running an annotator over the datasets through the NIF service is `run.evaluate_gerbil`.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from urllib.parse import quote_plus, unquote_plus
 
 from relik_jax.evaluation.gerbil.nif import NifDocument, NifMention
-
-# GERBIL's default well-known KBs (gerbil.properties `org.aksw.gerbil.evaluate.DefaultWellKnownKBs`).
-KB_PREFIXES: tuple[str, ...] = (
-    "http://dbpedia.org/resource/",
-    "http://dbpedia.org/ontology/",
-    "http://www.wikidata.org/entity/",
-    "http://www.ontologydesignpatterns.org/ont/dul/DUL.owl#",
-    "http://www.ontologydesignpatterns.org/ont/d0.owl#",
-    "http://d-nb.info/",
-)
-DBPEDIA_RESOURCE = "http://dbpedia.org/resource/"
-WIKIPEDIA_PAGE = "http://en.wikipedia.org/wiki/"
-NOT_IN_WIKI = "http://aksw.org/notInWiki/"
-
-_WIKI_RE = re.compile(r"^https?://([a-z][a-z-]*)\.wikipedia\.org/wiki/(.*)$", re.DOTALL)
-_DBPEDIA_RE = re.compile(r"^https?://(?:([a-z][a-z-]*)\.)?dbpedia\.org/resource/(.*)$", re.DOTALL)
-_PERCENT_RE = re.compile(r"%[0-9A-Fa-f]{2}")
-_BAD_PERCENT_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
-
-
-# ----------------------------------------------------------------------------------------------------
-# URIs
-# ----------------------------------------------------------------------------------------------------
-
-
-def java_url_encode(text: str) -> str:
-    """java.net.URLEncoder.encode(text, "UTF-8"): keeps [A-Za-z0-9.*_-], space -> '+', the rest %XX."""
-    return quote_plus(text, safe="*").replace("~", "%7E")
-
-
-def _last_segment_start(uri: str) -> int:
-    return max(uri.rfind("/"), uri.rfind("#")) + 1 if ("/" in uri or "#" in uri) else -1
-
-
-def encoding_variants(uri: str) -> set[str]:
-    """GERBIL's UriEncodingHandlingSameAsRetriever: decode the last path segment if it holds %XX, else
-    encode it."""
-    start = _last_segment_start(uri)
-    if start < 0:
-        return {uri}
-    head, last = uri[:start], uri[start:]
-    if _PERCENT_RE.search(last):
-        if _BAD_PERCENT_RE.search(last):  # Java's URLDecoder throws on a malformed escape -> no variant
-            return {uri}
-        return {uri, head + unquote_plus(last, errors="replace")}
-    return {uri, head + java_url_encode(last)}
-
-
-def _bridge(uri: str) -> set[str]:
-    """Wikipedia <-> DBpedia (WikiDbPediaBridgingSameAsRetriever) plus the en.dbpedia.org fix
-    (ErrorFixing...)."""
-    out = set()
-    m = _WIKI_RE.match(uri)
-    if m:
-        lang, title = m.groups()
-        out.add(f"http://{'' if lang == 'en' else lang + '.'}dbpedia.org/resource/{title}")
-    m = _DBPEDIA_RE.match(uri)
-    if m:
-        lang, title = m.groups()
-        if lang == "en":
-            out.add(f"http://dbpedia.org/resource/{title}")
-        out.add(f"http://{lang or 'en'}.wikipedia.org/wiki/{title}")
-        # Our extension (never changes valid URIs): titles written with spaces mean underscores.
-        if " " in title:
-            host = "dbpedia.org" if lang in (None, "en") else f"{lang}.dbpedia.org"
-            out.add(f"http://{host}/resource/{title.replace(' ', '_')}")
-    return out
-
-
-class UriNormalizer:
-    """Expands a URI set to all forms GERBIL treats as the same entity (closure of the sameAs retrievers).
-
-    same_as: dataset links (uri -> other uris, used in both directions), e.g. OKE's owl:sameAs to DBpedia.
-    redirects: optional offline redirect/sameAs table (uri -> uris), standing in for GERBIL's DBpedia index.
-    """
-
-    def __init__(
-        self,
-        same_as: Mapping[str, Iterable[str]] | None = None,
-        redirects: Mapping[str, Iterable[str]] | None = None,
-        max_rounds: int = 6,
-    ):
-        links: dict[str, set[str]] = {}
-        for table in (same_as or {}), (redirects or {}):
-            for a, bs in table.items():
-                for b in bs:
-                    links.setdefault(a, set()).add(b)
-                    links.setdefault(b, set()).add(a)
-        self._links = links
-        self._max_rounds = max_rounds
-        self._cache: dict[frozenset[str], frozenset[str]] = {}
-
-    def _neighbours(self, uri: str) -> set[str]:
-        out = encoding_variants(uri) | _bridge(uri)
-        out |= self._links.get(uri, set())
-        return out
-
-    def expand(self, uris: Iterable[str]) -> frozenset[str]:
-        key = frozenset(uris)
-        hit = self._cache.get(key)
-        if hit is not None:
-            return hit
-        result = set(key)
-        frontier = set(key)
-        for _ in range(self._max_rounds):  # bounded: encode/decode could otherwise ping-pong forever
-            new = set()
-            for uri in frontier:
-                new |= self._neighbours(uri)
-            frontier = new - result
-            if not frontier:
-                break
-            result |= frontier
-        out = frozenset(result)
-        self._cache[key] = out
-        return out
-
-
-def is_kb_uri(uri: str, kb_prefixes: Sequence[str] = KB_PREFIXES) -> bool:
-    return uri.startswith(tuple(kb_prefixes))
-
-
-_IRI_ESCAPES = {c: f"%{ord(c):02X}" for c in '<>"{}|\\^`%'}
-
-
-def title_to_uri(title: str, uri_style: str = "dbpedia") -> str:
-    """Wikipedia title -> DBpedia resource or Wikipedia page URI, in the IRI form the GERBIL datasets use.
-
-    Spaces become underscores (as ReLiK's GERBIL server does); characters a Turtle IRI cannot hold (control
-    characters, `<>"{}|\\^`` and `%`) are percent-encoded; other characters, non-ASCII included, stay as
-    they are.
-    """
-    name = "_".join(title.strip().split(" "))
-    name = "".join(_IRI_ESCAPES.get(c, c) if ord(c) > 0x20 else f"%{ord(c):02X}" for c in name) or "_"
-    if uri_style == "dbpedia":
-        return DBPEDIA_RESOURCE + name
-    if uri_style == "wikipedia":
-        return WIKIPEDIA_PAGE + name
-    raise ValueError(f"uri_style must be 'dbpedia' or 'wikipedia', got {uri_style!r}")
-
-
-def uri_to_title(uri: str) -> str | None:
-    """English DBpedia/Wikipedia URI -> Wikipedia title (spaces, decoded); None for other URIs."""
-    for pattern in (_DBPEDIA_RE, _WIKI_RE):
-        m = pattern.match(uri)
-        if m and (m.group(1) in (None, "en")):
-            return unquote_plus(m.group(2).replace("+", "%2B")).replace("_", " ")
-    return None
-
+from relik_jax.evaluation.gerbil.uris import KB_PREFIXES, UriNormalizer, is_kb_uri
 
 # ----------------------------------------------------------------------------------------------------
 # Markings and counting
@@ -398,6 +246,23 @@ def score_d2kb(
     return {"D2KB": _classified(gold_docs, pred, span, gs_inkb=True)}
 
 
+def score_documents(
+    gold: Sequence[NifDocument],
+    pred: Sequence[NifDocument],
+    matching: str = "Ma",
+    same_as: Mapping[str, Iterable[str]] | None = None,
+) -> dict[str, dict[str, Scores]]:
+    """Score NIF documents against gold NIF documents (matched by position) with A2KB + sub-experiments."""
+    if len(gold) != len(pred):
+        raise ValueError(f"{len(gold)} gold documents but {len(pred)} predicted documents")
+    normalizer = UriNormalizer(same_as)
+    return score_a2kb(
+        [to_markings(d.mentions, normalizer) for d in gold],
+        [to_markings(d.mentions, normalizer) for d in pred],
+        matching,
+    )
+
+
 # ----------------------------------------------------------------------------------------------------
 # Results and tables
 # ----------------------------------------------------------------------------------------------------
@@ -507,103 +372,3 @@ def format_details(result: DatasetResult) -> str:
     lines.append(f"{'avg millis/doc'.ljust(width)}  {result.avg_millis_per_doc:8.2f}")
     lines.append(f"{'Error Count'.ljust(width)}  {result.error_count:8d}")
     return "\n".join(lines)
-
-
-# ----------------------------------------------------------------------------------------------------
-# Evaluation through the NIF web service
-# ----------------------------------------------------------------------------------------------------
-
-Annotator = Callable[[list[str]], list[list[tuple[int, int, str]]]]
-
-DEFAULT_DATASETS: tuple[str, ...] = (
-    "kore50",
-    "reuters-128",
-    "rss-500",
-    "oke-2015",
-    "oke-2016",
-    "msnbc",
-    "derczynski",
-    "aida-testa",
-    "aida-testb",
-)
-
-
-def evaluate_gerbil(
-    annotator: Annotator,
-    datasets: Sequence[str] = DEFAULT_DATASETS,
-    matching: str = "Ma",
-    experiment: str = "A2KB",
-    clients: int = 4,
-    max_batch: int = 32,
-    print_table: bool = True,
-    print_details: bool = False,
-    redirects: Mapping[str, Iterable[str]] | None = None,
-) -> list[DatasetResult]:
-    """Run `annotator` over GERBIL datasets exactly as GERBIL would: every document is POSTed as NIF to a
-    loopback NIF service wrapping the annotator, the NIF answer is parsed and scored.
-
-    annotator(texts) -> per text a list of (char_start, char_end_exclusive, wikipedia_title), Python offsets.
-    experiment: "A2KB" (text only) or "D2KB" (gold spans sent along; predictions off gold spans are ignored;
-    scored with GERBIL's "Me" matching).
-    Returns one DatasetResult per dataset; prints the summary table (print_table) and every dataset's full
-    measure list (print_details).
-    """
-    from relik_jax.evaluation.gerbil.datasets import load_gerbil_dataset
-    from relik_jax.evaluation.gerbil.service import NifClient, serve_nif
-
-    if experiment not in ("A2KB", "D2KB"):
-        raise ValueError(f"experiment must be 'A2KB' or 'D2KB', got {experiment!r}")
-    if matching not in MATCHINGS:
-        raise ValueError(f"matching must be one of {sorted(MATCHINGS)}, got {matching!r}")
-    results = []
-    server = serve_nif(annotator, host="127.0.0.1", port=0, max_batch=max_batch, block=False)
-    try:
-        for name in datasets:
-            ds = load_gerbil_dataset(name)
-            client = NifClient(server.url + "/" + ds.uri_style)
-            timings: list[float] = []
-            answers = client.annotate_many(
-                ds.documents, clients=clients, with_gold_spans=experiment == "D2KB", timings_ms=timings
-            )
-            normalizer = UriNormalizer(ds.same_as, redirects)
-            gold = [to_markings(d.mentions, normalizer) for d in ds.documents]
-            pred = [to_markings(a.mentions, normalizer) if a is not None else [] for a in answers]
-            scores = score_a2kb(gold, pred, matching) if experiment == "A2KB" else score_d2kb(gold, pred)
-            results.append(
-                DatasetResult(
-                    dataset=name,
-                    experiment=experiment,
-                    matching=matching if experiment == "A2KB" else "Me",
-                    n_docs=len(ds.documents),
-                    n_gold=sum(len(g) for g in gold),
-                    scores=scores,
-                    # GERBIL times each request; with clients > 1 requests overlap (and may share a batch)
-                    avg_millis_per_doc=sum(timings) / max(1, len(timings)),
-                    error_count=sum(a is None for a in answers),
-                )
-            )
-    finally:
-        server.shutdown()
-    if print_details:
-        for res in results:
-            print(format_details(res) + "\n")
-    if print_table:
-        print(format_table(results))
-    return results
-
-
-def score_documents(
-    gold: Sequence[NifDocument],
-    pred: Sequence[NifDocument],
-    matching: str = "Ma",
-    same_as: Mapping[str, Iterable[str]] | None = None,
-) -> dict[str, dict[str, Scores]]:
-    """Score NIF documents against gold NIF documents (matched by position) with A2KB + sub-experiments."""
-    if len(gold) != len(pred):
-        raise ValueError(f"{len(gold)} gold documents but {len(pred)} predicted documents")
-    normalizer = UriNormalizer(same_as)
-    return score_a2kb(
-        [to_markings(d.mentions, normalizer) for d in gold],
-        [to_markings(d.mentions, normalizer) for d in pred],
-        matching,
-    )
