@@ -74,7 +74,8 @@ def doc_text(client: int, k: int) -> str:
 
 
 def parse_answer(data: bytes, ctx: str) -> set[tuple[int, int, str]]:
-    """Mentions of context `ctx` in an answer, read with plain rdflib (independent of relik_jax.evaluation.gerbil.nif)."""
+    """Mentions of context `ctx` in an answer, read with plain rdflib (independent of
+    relik_jax.evaluation.gerbil.nif)."""
     g = rdflib.Graph()
     g.parse(data=data.decode("utf-8"), format="turtle")
     nif = rdflib.Namespace(NIF_NS)

@@ -7,8 +7,9 @@ separately; Table 8: reader time as K shrinks), against device time, the PyTorch
 
 What is measured, per row: compile time (first pass minus a steady pass), steady-state time of one pass over the
 sampled windows (median of repeats, `block_until_ready`), sequences/s and real tokens/s, padding efficiency of
-our length buckets, achieved TFLOP/s (executed FLOPs, padding included, from `relik_jax.engine.flops`) and its fraction of
-the device peak, peak memory. The full-test-set time is extrapolated from the sample by FLOPs (marked "est.").
+our length buckets, achieved TFLOP/s (executed FLOPs, padding included, from `relik_jax.engine.flops`) and its
+fraction of the device peak, peak memory. The full-test-set time is extrapolated from the sample by FLOPs (marked
+"est.").
 Floors: full-set FLOPs of the full-depth model (heads included) / peak, on this device and on the paper's RTX 4090.
 
 The "cpu" preset is scaled down to finish in minutes on two cores: a few windows per workload and models cut to
@@ -498,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ref_note = None
     if args.reference:
-        from benchmarks import reference_run
+        from benchmarks.reference import reference_run
 
         ref_note = reference_run.compare(results, wls, samples, preset, device, log)
 
@@ -539,8 +540,8 @@ def notes(preset: Preset, name: str, wls: dict, peak: models.Peak, reader: bool)
         f"set (token budget {preset.token_budget}, batch <= {preset.max_batch}, lengths rounded up to "
         f"{preset.multiple})" + ("; the run itself is one padded batch per row of the table (one compile)."
                                   if preset.single_batch else "."),
-        ("- reader: `relik_jax.reader.reader.Reader` staged forward (DeBERTa-v3 backbone + span/triplet heads, with its "
-         "two host syncs for the start/mention buckets and the copy of the outputs to the host), random weights "
+        ("- reader: `relik_jax.reader.reader.Reader` staged forward (DeBERTa-v3 backbone + span/triplet heads, with "
+         "its two host syncs for the start/mention buckets and the copy of the outputs to the host), random weights "
          "whose start/end biases are shifted to predict about the gold number of mentions."
          if reader else
          "- reader (backbone): DeBERTa-v3 backbone forward only, random weights; the heads are counted in the FLOPs "

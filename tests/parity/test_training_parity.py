@@ -2,7 +2,8 @@
 reference's own fresh RelikReaderREModel on all-MiniLM-L6-v2), on the same CoNLL04 batches, with dropout off,
 a few steps of our training loop (train.py: AdamW, layer-wise LR decay, 10x head learning rate, warmup + linear
 decay, gradient clipping) give the losses, gradient norms and weights of relik 1.0.7's model, losses and
-LayerWiseLRDecayOptimizer parameter groups under torch AdamW (benchmarks/reference_train_conll04.py --lockstep).
+LayerWiseLRDecayOptimizer parameter groups under torch AdamW
+(benchmarks/studies/conll04_parity/reference_train_conll04.py --lockstep).
 With dropout ON, the distribution of one step's gradient (mean and variance per parameter family over 32 dropout
 draws at the same weights on the same batch) is the reference's (`--dropout-moments`).
 
@@ -22,8 +23,9 @@ from flax import nnx
 from reference_harness import ensure_reference_venv
 
 ROOT = Path(__file__).resolve().parents[2]
-IO = ROOT / "benchmarks" / "reference_train_conll04_io.py"
-REF = ROOT / "benchmarks" / "reference_train_conll04.py"
+STUDY = ROOT / "benchmarks" / "studies" / "conll04_parity"
+IO = STUDY / "reference_train_conll04_io.py"
+REF = STUDY / "reference_train_conll04.py"
 STEPS, WARMUP = 4, 2
 
 
@@ -45,11 +47,11 @@ def lockstep(tmp_path_factory) -> Path:
     ref_env.pop("PYTHONPATH", None)
     _run([str(ensure_reference_venv()), str(REF), "--out", str(out), "--lockstep", "--steps", str(STEPS),
           "--warmup", str(WARMUP), "--eval-every", "0", "--no-final-eval"], ref_env, "reference training")
-    sys.path.insert(0, str(ROOT / "benchmarks"))
+    sys.path.insert(0, str(STUDY))
     try:
         from reference_train_conll04_io import our_config
     finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+        sys.path.remove(str(STUDY))
     config = our_config()
     config.update(dict(init="reader", backbone=str(out / "lockstep" / "init_reader"), dropout=0.0,
                        num_steps=STEPS, warmup_steps=WARMUP, eval_every=0, checkpoint_every=0, log_every=1,
@@ -126,11 +128,11 @@ def dropout_moments(lockstep) -> tuple[dict, dict, list, list]:
     ref_sq = flat(nnx.state(load_reader(lockstep / "lockstep" / "grad_sq_moments")[1], nnx.Param))
     ref_losses = json.loads((lockstep / "dropout_losses_moments.json").read_text())
 
-    sys.path.insert(0, str(ROOT / "benchmarks"))
+    sys.path.insert(0, str(STUDY))
     try:
         from reference_train_conll04_io import our_config, our_setup
     finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+        sys.path.remove(str(STUDY))
     from relik_jax.engine.buckets import Buckets
 
     config = our_config()

@@ -1,7 +1,7 @@
 """Times the relik 1.0.7 PyTorch reader on batches written by `benchmarks/speed.py --reference`.
 
 Runs under the reference venv (tests/reference/build_env.sh; torch, transformers 4.41, relik 1.0.7), never
-under the JAX one. Input folder (written by benchmarks/reference_run.py):
+under the JAX one. Input folder (written by benchmarks/reference/reference_run.py):
     backbone/            config.json + model.safetensors: the DeBERTa backbone (vocab 128100, as a base model)
     weights.safetensors  `transformer_model.*` tensors of our random model (resized vocabulary included)
     batches.npz          `<policy>/<i>/<field>` arrays; policies "ours" (our buckets) and "reference"
@@ -171,5 +171,5 @@ def main(folder: str) -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        raise SystemExit("usage: reference_speed.py <case folder written by benchmarks/reference_run.py>")
+        raise SystemExit("usage: reference_speed.py <case folder written by benchmarks/reference/reference_run.py>")
     sys.exit(main(sys.argv[1]))

@@ -2,7 +2,8 @@
 
 Needs the private reference venv described in tests/fixtures/make_reference_windows.py (spaCy + relik without
 its heavy dependencies):
-    PYTHONPATH=$PWD /tmp/spacy-venv/bin/python benchmarks/create_windows_vs_reference.py [--out cw.json]
+    PYTHONPATH=$PWD /tmp/spacy-venv/bin/python benchmarks/studies/windows_vs_reference/create_windows_vs_reference.py \
+        [--out cw.json]
 For each dataset it writes the raw §4.2 rows, runs the reference command and our port, and reports how many
 windowized rows are identical (same keys in the same order, same values) and the time each side took.
 """
@@ -16,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "data"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests" / "fixtures"))
 import make_reference_windows  # noqa: E402,F401  (registers the reference package without its __init__)
 from relik.cli.data import create_windows as reference_create_windows  # noqa: E402
 

@@ -1,8 +1,8 @@
 """Preparing and reading the TFDS datasets (relik_jax.data.tfds, array_record, no TensorFlow) vs parsing the
 original files (datasets.py readers + labelled_windows), per dataset, default windowing of each builder.
 
-    PYTHONPATH=$PWD python benchmarks/tfds_prepare.py [--datasets conll04,nyt,rebel,aida] [--repeats 3]
-        [--out tfds_prepare.json]
+    PYTHONPATH=$PWD python benchmarks/studies/tfds_prepare/tfds_prepare.py [--datasets conll04,nyt,rebel,aida]
+        [--repeats 3] [--out tfds_prepare.json]
 
 Prepare = one fresh build into a temporary folder (parse + window + encode + write). Read = all windows of all
 splits back as window dicts (`WindowSource` iteration), median of `--repeats`; parse = the in-memory path (the

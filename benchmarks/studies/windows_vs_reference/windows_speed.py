@@ -1,6 +1,7 @@
 """Throughput of the data side: word tokenization, windowing, JSONL rows and window merging (CPU, no JAX).
 
-    PYTHONPATH=$PWD python benchmarks/windows_speed.py [--repeats 5] [--out windows_speed.json]
+    PYTHONPATH=$PWD python benchmarks/studies/windows_vs_reference/windows_speed.py [--repeats 5] \
+        [--out windows_speed.json]
 Prints a table of medians over `--repeats` runs and writes them as JSON. Inputs: AIDA testb (231 documents,
 46k CoNLL tokens) and one synthetic 100k-word document.
 """

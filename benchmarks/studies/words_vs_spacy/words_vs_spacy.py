@@ -2,7 +2,8 @@
 
 spaCy is not a project dependency: run this with a private venv that has it, e.g.
     python3 -m venv /tmp/spacy-venv && /tmp/spacy-venv/bin/pip install "spacy>=3.7,<3.8" click
-    PYTHONPATH=$PWD /tmp/spacy-venv/bin/python benchmarks/words_vs_spacy.py [--out words_vs_spacy.json]
+    PYTHONPATH=$PWD /tmp/spacy-venv/bin/python benchmarks/studies/words_vs_spacy/words_vs_spacy.py \
+        [--out words_vs_spacy.json]
 Prints, per corpus, the % of documents tokenized identically (same words and offsets) and the most frequent
 differences; writes the numbers as JSON.
 """

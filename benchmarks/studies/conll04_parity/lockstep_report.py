@@ -1,12 +1,12 @@
 """CoNLL04 lockstep report (issue #5): how far apart do two training runs drift when everything random is shared?
 
-Reads the run files in benchmarks/results/ written by the lockstep runs (README "Side by side with the reference
-package"): ours and the reference package trained from the same initial weights on the same batches with dropout
+Reads the run files in results/ next to this script, written by the lockstep runs (this study's README.md,
+"Lockstep"): ours and the reference package trained from the same initial weights on the same batches with dropout
 off, plus copies of those runs whose initial weights were jittered by 1e-7 (float32 rounding; the companion's
 `perturb` step). Prints, for each pair of runs, the relative difference of their 10-step mean training losses
-over the run and the test F1 of each run; writes benchmarks/results/lockstep_conll04.json and a plot.
+over the run and the test F1 of each run; writes results/lockstep_conll04.json and a plot.
 
-    python benchmarks/lockstep_report.py
+    python benchmarks/studies/conll04_parity/lockstep_report.py
 """
 
 from __future__ import annotations

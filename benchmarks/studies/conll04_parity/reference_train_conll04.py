@@ -3,11 +3,12 @@
 
 Runs ONLY with the reference venv's python (torch, transformers 4.41, relik 1.0.7; see
 /work/shared/reference/reference-env.md); it never imports relik_jax. The windows (identical to ours) and the
-scoring come from the companion `benchmarks/reference_train_conll04_io.py` (our venv):
+scoring come from the companion `benchmarks/studies/conll04_parity/reference_train_conll04_io.py` (our venv):
 
-    PYTHONPATH=$PWD /work/main/.venv/bin/python benchmarks/reference_train_conll04_io.py export --out DIR
-    HF_HUB_OFFLINE=1 ~/.cache/relik-jax/venv-reference/bin/python benchmarks/reference_train_conll04.py --out DIR
-    PYTHONPATH=$PWD /work/main/.venv/bin/python benchmarks/reference_train_conll04_io.py score --out DIR
+    B=benchmarks/studies/conll04_parity
+    PYTHONPATH=$PWD .venv/bin/python $B/reference_train_conll04_io.py export --out DIR
+    HF_HUB_OFFLINE=1 ~/.cache/relik-jax/venv-reference/bin/python $B/reference_train_conll04.py --out DIR
+    PYTHONPATH=$PWD .venv/bin/python $B/reference_train_conll04_io.py score --out DIR
 
 What is the reference's own code here: the model (`RelikReaderForTripletExtraction` -> `RelikReaderREModel`: heads,
 init, forward, losses in training mode with labels), the training rows and labels (`RelikREDataset` with
@@ -29,7 +30,7 @@ still computes the losses), as `--config.dropout=0` on our side. Per-step losses
 
 `--dropout-moments N --init-from DIR/lockstep/init_reader` (no training): N dropout-on gradients at those weights on
 the first lockstep batch, their per-parameter mean and mean square saved as reader folders, for
-tests/test_training_parity.py to compare with ours drawn the same way.
+tests/parity/test_training_parity.py to compare with ours drawn the same way.
 """
 
 from __future__ import annotations
@@ -231,8 +232,8 @@ def head_init_ours(model: torch.nn.Module, seed: int) -> None:
 def dropout_moments(reader: RelikReaderForTripletExtraction, out: Path, n: int, tag: str) -> None:
     """The distribution of one training step's gradient under the reference's dropout: n draws (dropout on, fixed
     weights, the first lockstep batch), summarised per parameter by the mean and the mean square. Ours must draw from
-    the same distribution (tests/test_training_parity.py): that checks where dropout acts and at which rates, which
-    the lockstep run (dropout off) cannot."""
+    the same distribution (tests/parity/test_training_parity.py): that checks where dropout acts and at which rates,
+    which the lockstep run (dropout off) cannot."""
     model = reader.relik_reader_model
     batch = next(lockstep_stream(out / "lockstep", 1))
     params = dict(model.named_parameters())

@@ -5,18 +5,19 @@ warmup, so the shortened reference run follows the 500-step schedule exactly), t
 are samples of one distribution if the two implementations train alike.
 
     # reference replicates (reference venv), s = 0..5:
-    HF_HUB_OFFLINE=1 ~/.cache/relik-jax/venv-reference/bin/python benchmarks/reference_train_conll04.py --out DIR \
+    B=benchmarks/studies/conll04_parity
+    HF_HUB_OFFLINE=1 ~/.cache/relik-jax/venv-reference/bin/python $B/reference_train_conll04.py --out DIR \
         --lockstep --keep-dropout --init-from DIR/lockstep/init_reader_lockstep --steps 25 --warmup 40 \
         --eval-every 0 --no-final-eval --seed $s --tag _dyn$s
     # ours (dropout keys from seed 1000 + r; data stream seed 0), then the comparison:
-    PYTHONPATH=$PWD .venv/bin/python benchmarks/dropout_dynamics_conll04.py ours --out DIR --reps 0,1,2,3,4,5
-    PYTHONPATH=$PWD .venv/bin/python benchmarks/dropout_dynamics_conll04.py compare --out DIR
+    PYTHONPATH=$PWD .venv/bin/python $B/dropout_dynamics_conll04.py ours --out DIR --reps 0,1,2,3,4,5
+    PYTHONPATH=$PWD .venv/bin/python $B/dropout_dynamics_conll04.py compare --out DIR
 
 `compare` reports, per parameter family, the squared distance between the two sides' mean weight displacements in
 units of its sampling noise (~1 when the distributions agree) next to the displacement itself in the same units
 (the check's power), the variance ratio, and the eval-mode losses of every replicate's weights on the next batches
 (the same code scores both sides: ours equals the reference's forward to rounding). Writes
-benchmarks/results/dropout_dynamics_conll04.json.
+benchmarks/studies/conll04_parity/results/dropout_dynamics_conll04.json.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
 PARTS = ("loss", "ned_start_loss", "ned_end_loss", "re_loss", "ned_type_loss")
 
 
@@ -163,7 +164,7 @@ def main() -> None:
     p.add_argument("--next-batches", type=int, default=5)
     p.add_argument("--results", type=Path, default=RESULTS / "dropout_dynamics_conll04.json")
     a = p.parse_args()
-    sys.path.insert(0, str(ROOT / "benchmarks"))
+    sys.path.insert(0, str(HERE))
     if a.step == "ours":
         ours(a.out, [int(r) for r in a.reps.split(",")], a.steps, a.schedule_steps)
     else:

@@ -2,8 +2,8 @@
 
 For each fp32 reader row of the run, this writes a case folder (our random backbone as a Hugging Face DeBERTa
 folder plus the full resized weights, the padded batches of both batching policies), runs
-`benchmarks/reference_speed.py` under the reference venv, checks that the reference backbone computes what ours
-computes on the first batch, and attaches the reference times to the row. The reference venv is built by
+`benchmarks/reference/reference_speed.py` under the reference venv, checks that the reference backbone computes what
+ours computes on the first batch, and attaches the reference times to the row. The reference venv is built by
 `tests/reference/build_env.sh` at $RELIK_REFERENCE_VENV (default ~/.cache/relik-jax/venv-reference).
 """
 
@@ -23,7 +23,8 @@ from benchmarks import models, workloads
 from relik_jax import paths
 from relik_jax.io import hf_io
 
-ROOT = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
 REFERENCE_TIMEOUT_S = 1800
 
 
@@ -101,7 +102,7 @@ def compare(results: list[dict], wls: dict, samples: dict, preset, device: jax.D
         write_case(folder, w.task, model, cfg, {"ours": ours, "reference": ref}, start_rate, preset.repeats)
         log(f"reference: {w.name} {r['model']} K={r['k']} ({len(ref)} reference batches, {len(ours)} ours)")
         try:
-            proc = subprocess.run([str(python), str(ROOT / "benchmarks" / "reference_speed.py"), str(folder)],
+            proc = subprocess.run([str(python), str(HERE / "reference_speed.py"), str(folder)],
                                   capture_output=True, text=True, timeout=REFERENCE_TIMEOUT_S,
                                   env={**os.environ, "PYTHONPATH": ""})
         except subprocess.TimeoutExpired:

@@ -1,4 +1,4 @@
-"""Companion of benchmarks/reference_train_conll04.py, run with OUR venv (relik_jax): the two ends of the
+"""Companion of reference_train_conll04.py (same folder), run with OUR venv (relik_jax): the two ends of the
 reference-package CoNLL04 training run that must be identical on both sides.
 
     export: the CoNLL04 windows of our `configs/conll04.py:cpu` run (one window per sentence, dataset words, the
@@ -10,11 +10,12 @@ reference-package CoNLL04 training run that must be identical on both sides.
             sides then train the same model (the reference's initial weights, no dropout) on the same batches.
     score:  micro-F1 (boundaries / strict, `relik_jax.evaluation.metrics.re_matching`) of the reference's char-level
             predictions per relation threshold; dev-optimal threshold (ties: the larger one, as
-            `reader_training.train_reader`), then test with it. Writes benchmarks/results/reference_train_conll04.json.
+            `reader_training.train_reader`), then test with it. Writes results/reference_train_conll04.json.
 
-    PYTHONPATH=$PWD /work/main/.venv/bin/python benchmarks/reference_train_conll04_io.py export --out DIR
-    PYTHONPATH=$PWD /work/main/.venv/bin/python benchmarks/reference_train_conll04_io.py lockstep --out DIR
-    PYTHONPATH=$PWD /work/main/.venv/bin/python benchmarks/reference_train_conll04_io.py score --out DIR
+    B=benchmarks/studies/conll04_parity
+    PYTHONPATH=$PWD .venv/bin/python $B/reference_train_conll04_io.py export --out DIR
+    PYTHONPATH=$PWD .venv/bin/python $B/reference_train_conll04_io.py lockstep --out DIR
+    PYTHONPATH=$PWD .venv/bin/python $B/reference_train_conll04_io.py score --out DIR
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ from relik_jax.training.reader_train import (
     triplet_example,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
+RESULTS = Path(__file__).resolve().parent / "results"
 SPLITS = ("train", "dev", "test")
 
 
@@ -276,7 +278,7 @@ def main() -> None:
                    help="work folder (windows JSONL, predictions; not in the repo: it holds dataset text)")
     p.add_argument("--n-check", type=int, default=20, help="export: dev windows whose token rows are compared")
     p.add_argument("--tag", default="", help="score: the run's file suffix (reference_train_conll04.py --tag)")
-    p.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "reference_train_conll04.json")
+    p.add_argument("--results", type=Path, default=RESULTS / "reference_train_conll04.json")
     a = p.parse_args()
     if a.step == "export":
         export(a.out, a.n_check)
