@@ -12,6 +12,7 @@ def test_root_exports_the_public_api():
         assert getattr(relik_jax, name) is getattr(importlib.import_module(module), name), name
     for name in ("Relik", "Reader", "Retriever", "DocumentIndex", "WindowSplitter"):
         assert name in relik_jax.__all__
+    assert sorted(relik_jax.__all__) == sorted(relik_jax.EXPORTS)
     from relik_jax import Relik, WindowSplitter  # noqa: F401  (the README's import line)
 
 

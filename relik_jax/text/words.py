@@ -13,9 +13,9 @@ so no model and no spaCy install is needed:
    a lowercase and an uppercase letter);
 3. runs of words that spell a special case containing punctuation are merged ("a" "." -> "a.").
 
-Agreement with spaCy 3.7 `spacy.blank("en")` is measured by benchmarks/studies/words_vs_spacy/words_vs_spacy.py: identical words
-and offsets on 100% of AIDA, CoNLL04, NYT and REBEL-sample documents and of 60,000 adversarial strings
-(punctuation, spaCy's 1,347 exception strings, letters of many scripts). tests/test_words.py checks a
+Agreement with spaCy 3.7 `spacy.blank("en")` is measured by the study benchmarks/studies/words_vs_spacy/:
+identical words and offsets on 100% of AIDA, CoNLL04, NYT and REBEL-sample documents and of 60,000 adversarial strings
+(punctuation, spaCy's 1,347 exception strings, letters of many scripts). tests/text/test_words.py checks a
 golden file written by spaCy (tests/fixtures/make_spacy_golden.py). Offsets are Python `str` indices.
 """
 
