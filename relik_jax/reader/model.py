@@ -316,12 +316,12 @@ class TripletReader(_ReaderBase):
         (flat_row/flat_slot [N]: row and slot of each real mention in `select_mentions` order, N a bucket) and only
         pairs within a row are scored (pair_subj/pair_obj [P] index the flat mentions, P a multiple of `chunk`), so
         the cost is Σ_b M_b²·R. Every cell is computed with the same operations in the same order as `relate`.
-        Returns type_logits / type_pred [N, T(, )] (cIE), re_probs [P, R] (0 on invalid cells), re_logits [P, R, 2]
-        when `with_logits`."""
+        Returns mentions [B, M] (as `relate`), type_logits [N, T] / type_pred [N] (cIE), re_probs [P, R] (0 on
+        invalid cells), re_logits [P, R, 2] when `with_logits`."""
         m_start, m_end, valid = select_mentions(starts, end_pred, num_mentions)  # [B, M] per row
         # Per-mention work is linear in M: done in `relate`'s [B, M] layout (same values), then flattened.
         ent = jnp.concatenate([gather_positions(features, m_start), gather_positions(features, m_end)], axis=-1)
-        out: dict[str, jax.Array] = {}
+        out: dict[str, jax.Array] = {"mention_start": m_start, "mention_end": m_end, "mention_valid": valid}
         if self.cfg.entity_type_loss:
             type_sym = gather_positions(features, type_pos)
             ent_proj = project(self.re_entities_projector, self.act, ent)

@@ -37,6 +37,7 @@ from relik_jax.reader.inputs import (
     triplet_row,
 )
 from relik_jax.reader.model import ReaderConfig, SpanReader, TripletReader
+from relik_jax.reader.pairs import flat_pairs
 
 
 @dataclasses.dataclass
@@ -64,7 +65,7 @@ class Reader:
     True for the span reader and False for the triplet reader (hub cIE configs set True);
     `relation_threshold` defaults to `config.threshold` (strict `>`); `top_k` is the length of the EL per-span
     probability lists; `max_triplets` / `max_spans` cap the RE / cIE candidates (reference 50 / 100);
-    `relation_chunk` is the number of subjects whose pairwise relation activations are live at once;
+    `pair_chunk` is the number of (subject, object) pairs whose relation activations are live at once;
     `max_mentions` bounds the mentions per row that the triplet reader scores pairwise (B·M²·R relation cells): an
     untrained or diverged model predicts nearly every (start, end) pair, where the reference runs out of memory;
     beyond it the first `max_mentions` in (start, end) order are kept, with a warning (trained models predict a
@@ -75,7 +76,7 @@ class Reader:
     def __init__(self, cfg: ReaderConfig, model: SpanReader | TripletReader, tokenizer: Tokenizer,
                  tokenizer_config: dict[str, Any] | None = None, *, buckets: Buckets | None = None,
                  model_max_length: int = 1000, use_nme: bool | None = None, relation_threshold: float | None = None,
-                 top_k: int = 5, max_triplets: int = 50, max_spans: int = 100, relation_chunk: int = 8,
+                 top_k: int = 5, max_triplets: int = 50, max_spans: int = 100, pair_chunk: int = 512,
                  max_mentions: int = 256, return_logits: bool = False):
         self.cfg, self.model, self.tokenizer = cfg, model, tokenizer
         tc = tokenizer_config or {}
@@ -98,13 +99,8 @@ class Reader:
         self._encode = CompiledForward(model, lambda m, *a: m.encode(*a))
         self._ends = CompiledForward(model, lambda m, f, sp, pm, s, lt, mp: m.ends(f, sp, pm, s, lt, mp),
                                      static_argnums=(3, 4, 5))
-        # Without return_logits the big per-cell logits are not outputs (XLA then never materialises them whole).
+        # Without return_logits the per-cell relation logits are not outputs (XLA then never materialises them).
         self.return_logits = return_logits
-        drop = () if return_logits else ("re_logits", "re_cell_valid")
-
-        def strip(out: dict[str, Any]) -> dict[str, Any]:
-            return {k: v for k, v in out.items() if k not in drop}
-
         if cfg.is_span:
             self._heads = CompiledForward(model, lambda m, f, st, ep, sp, sv, n: m.link(f, st, ep, sp, sv, n),
                                           static_argnums=(5,))
@@ -115,9 +111,10 @@ class Reader:
                 static_argnums=(5, 6))
         else:
             self._heads = CompiledForward(
-                model, lambda m, f, st, ep, tp, tv, rp, rv, n, c: strip(m.relate(f, st, ep, tp, tv, rp, rv, n, c)),
-                static_argnums=(7, 8))
-        self.relation_chunk = relation_chunk
+                model, lambda m, f, st, ep, n, fr, fs, tp, tv, rp, rv, ps, po, pv, c: m.relate_pairs(
+                    f, st, ep, n, fr, fs, tp, tv, rp, rv, ps, po, pv, c, with_logits=return_logits),
+                static_argnums=(3, 13))
+        self.pair_chunk = pair_chunk
         if max_mentions < 1:
             raise ValueError(f"max_mentions must be >= 1, got {max_mentions}")
         self.max_mentions = max_mentions
@@ -206,7 +203,8 @@ class Reader:
             return [self._row_output(host, b, r) for b, r in enumerate(rows)]
         self.shapes.add("ends", (n_rows, length, n_starts, text_len))
         b_out = self._ends(a["features"], a["start_pred"], pm, n_starts, text_len, triplet)
-        most = int(np.max(jax.device_get(b_out["num_mentions"])))
+        counts = np.asarray(jax.device_get(b_out["num_mentions"]))
+        most = int(counts.max())
         n_ment = min(bk.count(most), n_starts * text_len)
         if triplet and most > self.max_mentions:
             warnings.warn(f"a reader row predicted {most} mentions (an untrained or diverged model?): relations are "
@@ -222,13 +220,24 @@ class Reader:
             n_r = bk.count(max(int(r.relation_symbols_mask.sum()) for r in rows))
             tp, tv = self._positions([r.entity_symbols_mask for r in rows], n_rows, n_t)
             rp, rv = self._positions([r.relation_symbols_mask for r in rows], n_rows, n_r)
-            self.shapes.add("heads", (n_rows, length, n_starts, text_len, n_ment, n_t, n_r))
-            c_out = self._heads(a["features"], b_out["starts"], b_out["end_pred"], tp, tv, rp, rv, n_ment,
-                                self.relation_chunk)
+            flat = flat_pairs(np.minimum(counts, n_ment), self.pair_chunk)
+            self.shapes.add("heads", (n_rows, length, n_starts, text_len, n_ment, len(flat.row), len(flat.subj),
+                                      n_t, n_r))
+            c_out = self._heads(a["features"], b_out["starts"], b_out["end_pred"], n_ment, flat.row, flat.slot, tp,
+                                tv, rp, rv, flat.subj, flat.obj, flat.valid, min(self.pair_chunk, len(flat.subj)))
+            host = jax.device_get({**{k: v for k, v in a.items() if k != "features"}, **b_out, **c_out})
+            blocks = {"re_probs": flat.per_row(host["re_probs"], mentions=False)}
+            if self.return_logits:
+                blocks["re_logits"] = flat.per_row(host["re_logits"], mentions=False)
+            if "type_logits" in host:
+                blocks["type_logits"] = flat.per_row(host["type_logits"], mentions=True)
+                blocks["type_pred"] = flat.per_row(host["type_pred"], mentions=True)
+            return [self._row_output(host, b, r, {k: v[b] for k, v in blocks.items()}) for b, r in enumerate(rows)]
         host = jax.device_get({**{k: v for k, v in a.items() if k != "features"}, **b_out, **c_out})
         return [self._row_output(host, b, r) for b, r in enumerate(rows)]
 
-    def _row_output(self, h: dict[str, np.ndarray], b: int, row: Any) -> dict[str, np.ndarray]:
+    def _row_output(self, h: dict[str, np.ndarray], b: int, row: Any,
+                    blocks: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         n = len(row)
         sv = h["start_valid"][b]
         mv = h["mention_valid"][b]
@@ -240,14 +249,14 @@ class Reader:
             c = int(row.special_symbols_mask.sum())
             out.update(ed_logits=h["ed_logits"][b, :m, :c], ed_probs=h["ed_probs"][b, :m, :c],
                        ed_pred=h["ed_pred"][b, :m])
-        else:
+        else:  # per-row blocks of the flat relation stage (reader/pairs.py)
             r = int(row.relation_symbols_mask.sum())
             t = int(row.entity_symbols_mask.sum())
-            out.update(re_probs=h["re_probs"][b, :m, :m, :r])
-            if "re_logits" in h:
-                out.update(re_logits=h["re_logits"][b, :m, :m, :r])
-            if "type_logits" in h:
-                out.update(type_logits=h["type_logits"][b, :m, :t], type_pred=h["type_pred"][b, :m])
+            out.update(re_probs=blocks["re_probs"][:, :, :r])
+            if "re_logits" in blocks:
+                out.update(re_logits=blocks["re_logits"][:, :, :r])
+            if "type_logits" in blocks:
+                out.update(type_logits=blocks["type_logits"][:, :t], type_pred=blocks["type_pred"])
         return out
 
     # ------------------------------------------------------------------------------------------------------
