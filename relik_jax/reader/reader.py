@@ -40,6 +40,7 @@ from relik_jax.reader.inputs import (
 )
 from relik_jax.reader.model import ReaderConfig, SpanReader, TripletReader
 from relik_jax.reader.pairs import flat_pairs
+from relik_jax.reader.tokens import SubwordCache
 
 
 @dataclasses.dataclass
@@ -100,6 +101,8 @@ class Reader:
                 tuple(relation_symbols(cfg.additional_special_symbols)),
                 tuple(span_symbols(types - 1)) if types > 0 else (), use_nme=bool(use_nme),
                 max_triplets=max_triplets, max_spans=max_spans, model_max_length=model_max_length)
+        symbol = self.inputs.special_symbols[1] if cfg.is_span else self.inputs.relation_symbols[0]  # [E-0] / [R-0]
+        self.subwords = SubwordCache(tokenizer, symbol)  # every word / candidate tokenized once
         self._encode = CompiledForward(model, lambda m, *a: m.encode(*a))
         self._ends = CompiledForward(model, lambda m, f, sp, pm, s, lt, mp: m.ends(f, sp, pm, s, lt, mp),
                                      static_argnums=(3, 4, 5))
@@ -150,9 +153,9 @@ class Reader:
         for i, w in enumerate(windows):
             w = ReaderWindow.coerce(w)
             if self.cfg.is_span:
-                out.extend(span_rows(w, i, self.tokenizer, self.info, self.inputs))
+                out.extend(span_rows(w, i, self.subwords, self.info, self.inputs))
             else:
-                row = triplet_row(w, i, self.tokenizer, self.info, self.inputs)
+                row = triplet_row(w, i, self.subwords, self.info, self.inputs)
                 if row is not None:
                     out.append(row)
         return out

@@ -16,10 +16,13 @@ The cache is bounded (entries beyond `max_entries` are computed but not kept) an
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from tokenizers import Tokenizer
+
+from relik_jax.labels import NME
 
 __all__ = ["SubwordCache"]
 
@@ -28,11 +31,31 @@ class SubwordCache:
     """Memoised `encode` of words and candidate texts (no special tokens added, as the reference)."""
 
     def __init__(self, tokenizer: Tokenizer, symbol: str, max_entries: int = 1_000_000) -> None:
+        if tokenizer.token_to_id(symbol) is None:
+            raise KeyError(f"SubwordCache needs an added special symbol of the tokenizer, got {symbol!r}")
         self.tokenizer = tokenizer
         self.symbol = symbol  # any added special symbol of the reader ("[E-0]" / "[R-0]")
         self.max_entries = max_entries
         self.word_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.candidate_cache: dict[str, np.ndarray] = {}
+        self.symbol_cache: dict[str, int] = {}
+
+    @functools.cached_property
+    def nme_ids(self) -> np.ndarray:
+        """The bare NME candidate (an added token, encoded on its own)."""
+        return np.asarray(self.tokenizer.encode(NME, add_special_tokens=False).ids, np.int32)
+
+    def symbol_ids(self, symbols: Iterable[str]) -> list[int]:
+        ids = self.symbol_cache
+        out = []
+        for s in symbols:
+            if s not in ids:
+                idx = self.tokenizer.token_to_id(s)
+                if idx is None:
+                    raise KeyError(f"token {s!r} is not in the tokenizer vocabulary")
+                ids[s] = idx
+            out.append(ids[s])
+        return out
 
     def words(self, words: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
         """(ids [n] int32, offsets [n, 2] int32 relative to the word) per word; misses go to the tokenizer in one
