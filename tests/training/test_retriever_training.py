@@ -4,8 +4,8 @@ import numpy as np
 from flax import nnx
 
 from configs.retriever_aida import get_config
-from relik_jax.models.bert import BertConfig
 from relik_jax.data.retrieval import RetrievalSample, samples_from_dpr
+from relik_jax.models.bert import BertConfig
 from relik_jax.retriever.encoder import GoldenRetrieverModel, Retriever, resolve_encoder
 from relik_jax.retriever.index import Document
 from relik_jax.text.tokenization import load_tokenizer
