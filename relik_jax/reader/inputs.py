@@ -15,7 +15,8 @@ spec: shared/reference/relik-reference.md §1):
   relations). The PyPI 1.0.7 wheel keeps `cands[len(span):i]` there, i.e. no relation symbol at all.
   For a triplet reader without entity types we keep the first `i` relations (HEAD would repeat them).
 
-Every row carries what decoding needs (candidate lists, sub-token -> char / word maps).
+Rows are built from a `relik_jax.text.windows.Window` (its words, absolute word offsets and candidates, read as
+texts by `candidate_texts`). Every row carries what decoding needs (candidate lists, sub-token -> char / word maps).
 Shapes: one row = 1-D int32/bool arrays of its own length; batching and padding live in `buckets.py`.
 """
 
@@ -32,6 +33,7 @@ from tokenizers import Tokenizer
 
 from relik_jax.labels import NME
 from relik_jax.text.tokenization import special_token_id
+from relik_jax.text.windows import Window, candidate_texts
 
 SLACK = 20  # the reference reserves 20 positions for "special tokens" when trimming candidates
 
@@ -48,69 +50,6 @@ def relation_symbols(n: int, use_nme: bool = False) -> list[str]:
 
 def candidate_string(symbol: str, text: str) -> str:
     return text if text == NME else f"{symbol} {text}"
-
-
-@dataclasses.dataclass
-class ReaderWindow:
-    """What the reader needs from a window: its words with absolute char offsets, and its candidates.
-
-    `first_word_index` is the document-level index of `words[0]` (word offsets in outputs are document-level, as in
-    the reference). Candidates are plain strings (retrieved document texts / relation names).
-    """
-
-    words: list[str]
-    word_starts: list[int]
-    word_ends: list[int]
-    first_word_index: int = 0
-    span_candidates: list[str] | None = None
-    triplet_candidates: list[str] | None = None
-    doc_id: Any = None
-    window_id: Any = None
-    offset: int | None = None
-
-    def __post_init__(self) -> None:
-        if not (len(self.words) == len(self.word_starts) == len(self.word_ends)):
-            raise ValueError(f"window {self.doc_id}/{self.window_id}: {len(self.words)} words but "
-                             f"{len(self.word_starts)} starts and {len(self.word_ends)} ends")
-
-    @classmethod
-    def from_reference(cls, d: dict[str, Any]) -> ReaderWindow:
-        """From a reference `RelikReaderSample` dict (window JSON: `words`/`tokens`, `token2char_*`, `char2token_*`)."""
-        words = list(d.get("words") or d["tokens"])
-        starts = [int(d["token2char_start"][str(i)]) for i in range(len(words))]
-        ends = [int(d["token2char_end"][str(i)]) for i in range(len(words))]
-        first = int(d["char2token_start"][str(starts[0])]) if words else 0
-        return cls(words, starts, ends, first, span_candidates=_opt_list(d.get("span_candidates")),
-                   triplet_candidates=_opt_list(d.get("triplet_candidates")), doc_id=d.get("doc_id"),
-                   window_id=d.get("window_id"), offset=d.get("offset"))
-
-    @classmethod
-    def coerce(cls, w: Any) -> ReaderWindow:
-        """A ReaderWindow from itself, a reference window dict, or any object with `words`, `word_starts`,
-        `word_ends` and `first_word` (e.g. `relik_jax.text.windows.Window`); candidates may be strings, dicts or objects
-        with a `text` attribute (retrieved documents)."""
-        if isinstance(w, ReaderWindow):
-            return w
-        if isinstance(w, dict):
-            return cls.from_reference(w)
-        first = getattr(w, "first_word", getattr(w, "first_word_index", 0))
-        return cls(list(w.words), [int(x) for x in w.word_starts], [int(x) for x in w.word_ends], int(first),
-                   span_candidates=_opt_list(getattr(w, "span_candidates", None)),
-                   triplet_candidates=_opt_list(getattr(w, "triplet_candidates", None)),
-                   doc_id=getattr(w, "doc_id", None), window_id=getattr(w, "window_id", None),
-                   offset=getattr(w, "offset", None))
-
-    def char2word_start(self) -> dict[int, int]:
-        return {s: self.first_word_index + i for i, s in enumerate(self.word_starts)}
-
-    def char2word_end(self) -> dict[int, int]:
-        return {e: self.first_word_index + i for i, e in enumerate(self.word_ends)}
-
-
-def _opt_list(x: Any) -> list[str] | None:
-    if x is None:
-        return None
-    return [c if isinstance(c, str) else c["text"] if isinstance(c, dict) else c.text for c in x]
 
 
 @dataclasses.dataclass
@@ -165,13 +104,14 @@ def encode_strings(tokenizer: Tokenizer, strings: Sequence[str]) -> list[Any]:
     return tokenizer.encode_batch(list(strings), add_special_tokens=False) if strings else []
 
 
-def text_tokens(window: ReaderWindow, encodings: Sequence[Any]) -> TextTokens:
+def text_tokens(window: Window, encodings: Sequence[Any]) -> TextTokens:
     """Flatten per-word encodings into the window's sub-tokens with absolute char offsets and word maps."""
     ids: list[int] = []
     starts: list[int] = []
     ends: list[int] = []
+    word_starts = window.word_starts.tolist()  # Python ints: offsets go into outputs (and JSON)
     for w, enc in enumerate(encodings):
-        base = window.word_starts[w]
+        base = word_starts[w]
         ids.extend(enc.ids)
         for s, e in enc.offsets:
             starts.append(s + base)
@@ -212,7 +152,7 @@ class SpanInputConfig:
     model_max_length: int = 1000
 
 
-def span_rows(window: ReaderWindow, window_index: int, tokenizer: Tokenizer, info: TokenizerInfo,
+def span_rows(window: Window, window_index: int, tokenizer: Tokenizer, info: TokenizerInfo,
               cfg: SpanInputConfig) -> list[SpanRow]:
     """All patches of one window (empty when the window has no words or no candidates, as the reference)."""
     if not window.words:
@@ -222,7 +162,7 @@ def span_rows(window: ReaderWindow, window_index: int, tokenizer: Tokenizer, inf
     max_len = min(cfg.model_max_length, info.model_max_length)
     threshold = info.full_size - len(cfg.special_symbols)
     rows: list[SpanRow] = []
-    remaining = list(window.span_candidates or [])
+    remaining = candidate_texts(window.span_candidates) or []
     offset = 0
     while remaining:
         original = list(remaining)
@@ -294,20 +234,20 @@ class TripletInputConfig:
     model_max_length: int = 1000
 
 
-def triplet_row(window: ReaderWindow, window_index: int, tokenizer: Tokenizer, info: TokenizerInfo,
+def triplet_row(window: Window, window_index: int, tokenizer: Tokenizer, info: TokenizerInfo,
                 cfg: TripletInputConfig) -> TripletRow | None:
     """The single row of a window (None when trimming leaves no relation candidate, as the reference skips it)."""
     if not window.words:
         return None
     typed = len(cfg.type_symbols) > 0
-    span_cands = list(window.span_candidates) if window.span_candidates is not None else None
+    span_cands = candidate_texts(window.span_candidates)
     if typed:
         if span_cands is None:
             raise ValueError(f"window {window.doc_id}/{window.window_id}: the cIE reader needs span_candidates")
         if cfg.use_nme:
             span_cands.insert(0, NME)
         span_cands = span_cands[: min(len(cfg.type_symbols), cfg.max_spans)]
-    trip = list(window.triplet_candidates or [])[: min(len(cfg.relation_symbols), cfg.max_triplets)]
+    trip = (candidate_texts(window.triplet_candidates) or [])[: min(len(cfg.relation_symbols), cfg.max_triplets)]
     rel_syms = list(cfg.relation_symbols[: len(trip)])
     cand_strings = [candidate_string(s, c) for s, c in zip(rel_syms, trip, strict=False)]
     n_span = 0
@@ -363,4 +303,4 @@ def triplet_row(window: ReaderWindow, window_index: int, tokenizer: Tokenizer, i
     prediction_mask[-1] = True
     prediction_mask[0] = True
     return TripletRow(window_index, input_ids, token_type_ids, prediction_mask, relation_mask, entity_mask,
-                      span_cands if typed else window.span_candidates, trip, text, n_all)
+                      span_cands, trip, text, n_all)
