@@ -24,9 +24,10 @@ from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers, trainers
 
 from relik_jax.models.deberta import DebertaV2Config
 from relik_jax.reader.convert import random_reader
-from relik_jax.reader.inputs import ReaderWindow, span_symbols
+from relik_jax.reader.inputs import span_symbols
 from relik_jax.reader.model import ReaderConfig
 from relik_jax.reader.reader import Reader
+from relik_jax.text.windows import Window
 
 SIZES = {  # hidden, layers, heads, ffn, linears_hidden_size
     "tiny": (64, 2, 4, 160, 32),
@@ -49,7 +50,7 @@ def synthetic_tokenizer() -> Tokenizer:
     return tok
 
 
-def windows(n: int, n_cands: int, rng: np.random.Generator) -> list[ReaderWindow]:
+def windows(n: int, n_cands: int, rng: np.random.Generator) -> list[Window]:
     out = []
     for _ in range(n):
         words = [str(w).capitalize() if rng.random() < 0.2 else str(w) for w in rng.choice(WORDS, 32)]
@@ -59,8 +60,8 @@ def windows(n: int, n_cands: int, rng: np.random.Generator) -> list[ReaderWindow
             pos += len(w) + 1
         cands = [" ".join(str(w).capitalize() for w in rng.choice(WORDS, int(rng.integers(1, 4))))
                  for _ in range(n_cands)]
-        out.append(ReaderWindow(words, starts, [s + len(w) for s, w in zip(starts, words, strict=True)],
-                                span_candidates=cands))
+        out.append(Window.from_words(words, starts, [s + len(w) for s, w in zip(starts, words, strict=True)],
+                                     span_candidates=cands))
     return out
 
 

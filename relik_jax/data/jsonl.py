@@ -21,8 +21,8 @@ def read_jsonl(path: str | Path) -> Iterator[dict]:
 
 
 def read_windows(path: str | Path) -> Iterator[Window]:
-    """Windowized reader data (§4.3 JSONL, ours or the reference's) as `relik_jax.text.windows.Window`s; keys
-    other than the window fields (labels, candidates) are kept in `Window.extra`."""
+    """Windowized reader data (§4.3 JSONL, ours or the reference's) as `relik_jax.text.windows.Window`s, with their
+    candidates and gold labels; other keys (e.g. candidate scores) are kept in `Window.extra`."""
     for row in read_jsonl(path):
         yield Window.from_dict(row)
 

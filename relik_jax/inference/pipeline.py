@@ -22,7 +22,6 @@ from relik_jax.inference.merge import DocumentMerge
 from relik_jax.inference.outputs import RelikOutput
 from relik_jax.labels import NME
 from relik_jax.reader.convert import load_reader, save_reader
-from relik_jax.reader.inputs import ReaderWindow
 from relik_jax.reader.reader import Reader, SpanWindowPrediction
 from relik_jax.retriever.encoder import Retriever, load_encoder, save_encoder
 from relik_jax.retriever.index import DocumentIndex
@@ -226,14 +225,7 @@ class Relik:
                     windows[i].span_candidates = texts
                 else:
                     windows[i].triplet_candidates = texts
-        reader_windows = [
-            ReaderWindow(list(w.words), [int(s) for s in w.word_starts], [int(e) for e in w.word_ends],
-                         first_word_index=w.first_word, span_candidates=w.span_candidates,
-                         triplet_candidates=w.triplet_candidates, doc_id=w.doc_id, window_id=w.window_id,
-                         offset=w.offset)
-            for w in windows
-        ]
-        predictions = self.reader.read(reader_windows)
+        predictions = self.reader.read(windows)
         for k, ((merge, window), pred) in enumerate(zip(pending, predictions, strict=True)):
             window.predicted_spans = [(int(s), int(e), str(t)) for s, e, t in pred.spans]
             if isinstance(pred, SpanWindowPrediction):

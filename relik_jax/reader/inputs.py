@@ -15,7 +15,8 @@ spec: shared/reference/relik-reference.md §1):
   relations). The PyPI 1.0.7 wheel keeps `cands[len(span):i]` there, i.e. no relation symbol at all.
   For a triplet reader without entity types we keep the first `i` relations (HEAD would repeat them).
 
-Every row carries what decoding needs (candidate lists, sub-token -> char / word maps).
+Rows are built from a `relik_jax.text.windows.Window` (its words, absolute word offsets and candidates, read as
+texts by `candidate_texts`). Every row carries what decoding needs (candidate lists, sub-token -> char / word maps).
 Shapes: one row = 1-D int32/bool arrays of its own length; batching and padding live in `buckets.py`.
 """
 
@@ -25,7 +26,6 @@ import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from tokenizers import Tokenizer
@@ -33,6 +33,7 @@ from tokenizers import Tokenizer
 from relik_jax.labels import NME
 from relik_jax.reader.tokens import SubwordCache
 from relik_jax.text.tokenization import special_token_id
+from relik_jax.text.windows import Window, candidate_texts
 
 SLACK = 20  # the reference reserves 20 positions for "special tokens" when trimming candidates
 
@@ -45,73 +46,6 @@ def span_symbols(n: int) -> list[str]:
 def relation_symbols(n: int, use_nme: bool = False) -> list[str]:
     """`[R-0] ... [R-(n-1)]`, optionally prefixed by `--NME--` (`get_special_symbols_re`)."""
     return ([NME] if use_nme else []) + [f"[R-{i}]" for i in range(n)]
-
-
-def candidate_string(symbol: str, text: str) -> str:
-    return text if text == NME else f"{symbol} {text}"
-
-
-@dataclasses.dataclass
-class ReaderWindow:
-    """What the reader needs from a window: its words with absolute char offsets, and its candidates.
-
-    `first_word_index` is the document-level index of `words[0]` (word offsets in outputs are document-level, as in
-    the reference). Candidates are plain strings (retrieved document texts / relation names).
-    """
-
-    words: list[str]
-    word_starts: list[int]
-    word_ends: list[int]
-    first_word_index: int = 0
-    span_candidates: list[str] | None = None
-    triplet_candidates: list[str] | None = None
-    doc_id: Any = None
-    window_id: Any = None
-    offset: int | None = None
-
-    def __post_init__(self) -> None:
-        if not (len(self.words) == len(self.word_starts) == len(self.word_ends)):
-            raise ValueError(f"window {self.doc_id}/{self.window_id}: {len(self.words)} words but "
-                             f"{len(self.word_starts)} starts and {len(self.word_ends)} ends")
-
-    @classmethod
-    def from_reference(cls, d: dict[str, Any]) -> ReaderWindow:
-        """From a reference `RelikReaderSample` dict (window JSON: `words`/`tokens`, `token2char_*`, `char2token_*`)."""
-        words = list(d.get("words") or d["tokens"])
-        starts = [int(d["token2char_start"][str(i)]) for i in range(len(words))]
-        ends = [int(d["token2char_end"][str(i)]) for i in range(len(words))]
-        first = int(d["char2token_start"][str(starts[0])]) if words else 0
-        return cls(words, starts, ends, first, span_candidates=_opt_list(d.get("span_candidates")),
-                   triplet_candidates=_opt_list(d.get("triplet_candidates")), doc_id=d.get("doc_id"),
-                   window_id=d.get("window_id"), offset=d.get("offset"))
-
-    @classmethod
-    def coerce(cls, w: Any) -> ReaderWindow:
-        """A ReaderWindow from itself, a reference window dict, or any object with `words`, `word_starts`,
-        `word_ends` and `first_word` (e.g. `relik_jax.text.windows.Window`); candidates may be strings, dicts or objects
-        with a `text` attribute (retrieved documents)."""
-        if isinstance(w, ReaderWindow):
-            return w
-        if isinstance(w, dict):
-            return cls.from_reference(w)
-        first = getattr(w, "first_word", getattr(w, "first_word_index", 0))
-        return cls(list(w.words), [int(x) for x in w.word_starts], [int(x) for x in w.word_ends], int(first),
-                   span_candidates=_opt_list(getattr(w, "span_candidates", None)),
-                   triplet_candidates=_opt_list(getattr(w, "triplet_candidates", None)),
-                   doc_id=getattr(w, "doc_id", None), window_id=getattr(w, "window_id", None),
-                   offset=getattr(w, "offset", None))
-
-    def char2word_start(self) -> dict[int, int]:
-        return {s: self.first_word_index + i for i, s in enumerate(self.word_starts)}
-
-    def char2word_end(self) -> dict[int, int]:
-        return {e: self.first_word_index + i for i, e in enumerate(self.word_ends)}
-
-
-def _opt_list(x: Any) -> list[str] | None:
-    if x is None:
-        return None
-    return [c if isinstance(c, str) else c["text"] if isinstance(c, dict) else c.text for c in x]
 
 
 @dataclasses.dataclass
@@ -167,8 +101,8 @@ def as_cache(tokenizer: Tokenizer | SubwordCache, symbol: str) -> SubwordCache:
 
 
 def candidate_ids(cache: SubwordCache, symbols: Sequence[str], candidates: Sequence[str]) -> list[np.ndarray]:
-    """Ids of `candidate_string(symbol, candidate)` per pair (zip truncates, as the reference's): the symbol's id
-    then the candidate's cached ids; the bare NME candidate is its own token."""
+    """Ids of each candidate string `"<symbol> <candidate>"` (zip truncates, as the reference's): the symbol's id
+    then the candidate's cached ids; the NME candidate is written bare (no symbol) and is its own token."""
     pairs = list(zip(symbols, candidates, strict=False))
     tails = cache.candidates([c for _, c in pairs if c != NME])
     sym_ids = cache.symbol_ids(s for s, _ in pairs)
@@ -182,7 +116,7 @@ def candidate_ids(cache: SubwordCache, symbols: Sequence[str], candidates: Seque
     return out
 
 
-def text_tokens(window: ReaderWindow, cache: SubwordCache) -> TextTokens:
+def text_tokens(window: Window, cache: SubwordCache) -> TextTokens:
     """Per-word sub-tokens (cached) flattened into the window's sub-tokens with absolute char offsets and the
     sub-token -> document word maps (a sub-token maps to a word when it starts / ends at that word's first / last
     char, as the reference's dict lookups)."""
@@ -194,7 +128,7 @@ def text_tokens(window: ReaderWindow, cache: SubwordCache) -> TextTokens:
     word_ends = np.asarray(window.word_ends, np.int64)
     base = np.repeat(word_starts, lengths)
     starts, ends = offsets[:, 0] + base, offsets[:, 1] + base
-    first = window.first_word_index
+    first = window.first_word
     return TextTokens(ids, starts.tolist(), ends.tolist(), _word_map(starts, word_starts, first),
                       _word_map(ends, word_ends, first))
 
@@ -238,7 +172,7 @@ class SpanInputConfig:
     model_max_length: int = 1000
 
 
-def span_rows(window: ReaderWindow, window_index: int, tokenizer: Tokenizer | SubwordCache, info: TokenizerInfo,
+def span_rows(window: Window, window_index: int, tokenizer: Tokenizer | SubwordCache, info: TokenizerInfo,
               cfg: SpanInputConfig) -> list[SpanRow]:
     """All patches of one window (empty when the window has no words or no candidates, as the reference)."""
     if not window.words:
@@ -250,7 +184,7 @@ def span_rows(window: ReaderWindow, window_index: int, tokenizer: Tokenizer | Su
     threshold = info.full_size - len(cfg.special_symbols)
     head = np.concatenate([[info.cls_id], text.ids, [info.sep_id]]).astype(np.int32)
     rows: list[SpanRow] = []
-    remaining = list(window.span_candidates or [])
+    remaining = candidate_texts(window.span_candidates) or []
     offset = 0
     while remaining:
         original = list(remaining)
@@ -319,20 +253,20 @@ class TripletInputConfig:
     model_max_length: int = 1000
 
 
-def triplet_row(window: ReaderWindow, window_index: int, tokenizer: Tokenizer | SubwordCache, info: TokenizerInfo,
+def triplet_row(window: Window, window_index: int, tokenizer: Tokenizer | SubwordCache, info: TokenizerInfo,
                 cfg: TripletInputConfig) -> TripletRow | None:
     """The single row of a window (None when trimming leaves no relation candidate, as the reference skips it)."""
     if not window.words:
         return None
     typed = len(cfg.type_symbols) > 0
-    span_cands = list(window.span_candidates) if window.span_candidates is not None else None
+    span_cands = candidate_texts(window.span_candidates)
     if typed:
         if span_cands is None:
             raise ValueError(f"window {window.doc_id}/{window.window_id}: the cIE reader needs span_candidates")
         if cfg.use_nme:
             span_cands.insert(0, NME)
         span_cands = span_cands[: min(len(cfg.type_symbols), cfg.max_spans)]
-    trip = list(window.triplet_candidates or [])[: min(len(cfg.relation_symbols), cfg.max_triplets)]
+    trip = (candidate_texts(window.triplet_candidates) or [])[: min(len(cfg.relation_symbols), cfg.max_triplets)]
     rel_syms = list(cfg.relation_symbols[: len(trip)])
     cache = as_cache(tokenizer, cfg.relation_symbols[0])
     sep = np.asarray([info.sep_id], np.int32)  # the "[SEP]" string is the [SEP] token
@@ -385,4 +319,4 @@ def triplet_row(window: ReaderWindow, window_index: int, tokenizer: Tokenizer | 
     prediction_mask[-1] = True
     prediction_mask[0] = True
     return TripletRow(window_index, input_ids, token_type_ids, prediction_mask, relation_mask, entity_mask,
-                      span_cands if typed else window.span_candidates, trip, text, n_all)
+                      span_cands, trip, text, n_all)

@@ -1,7 +1,7 @@
 """`Reader`: windows + candidates -> per-window spans / triplets, over static-shape jitted stages.
 
     reader = Reader.from_folder("path/to/relik-reader")          # reference folder or our orbax format
-    preds = reader.read([ReaderWindow(words, starts, ends, span_candidates=[...]), ...])
+    preds = reader.read([Window.from_words(words, starts, ends, span_candidates=[...]), ...])
 
 Per batch the host reads back two small count vectors (starts per row, mentions per row) to pick the S and M
 buckets; everything else (start / end selection, mention gathering, linking, relations) stays on device. Batches
@@ -27,7 +27,6 @@ from relik_jax.engine.executor import TaskError, interleave
 from relik_jax.reader import decoding as dec
 from relik_jax.reader.convert import load_reader
 from relik_jax.reader.inputs import (
-    ReaderWindow,
     SpanInputConfig,
     SpanRow,
     TokenizerInfo,
@@ -41,6 +40,7 @@ from relik_jax.reader.inputs import (
 from relik_jax.reader.model import ReaderConfig, SpanReader, TripletReader
 from relik_jax.reader.pairs import flat_pairs
 from relik_jax.reader.tokens import SubwordCache
+from relik_jax.text.windows import Window
 
 
 @dataclasses.dataclass
@@ -147,11 +147,12 @@ class Reader:
         return self._encode.num_compiles + self._ends.num_compiles + self._heads.num_compiles + fused
 
     # ------------------------------------------------------------------------------------------------------
-    def rows(self, windows: Sequence[Any]) -> list[SpanRow] | list[TripletRow]:
-        """Input rows of `windows` (ReaderWindow, reference window dicts, or `relik_jax.text.windows.Window`)."""
+    def rows(self, windows: Sequence[Window | dict[str, Any]]) -> list[SpanRow] | list[TripletRow]:
+        """Input rows of `windows` (`Window`s, or windowized rows such as the reference's window dicts)."""
         out: list[Any] = []
         for i, w in enumerate(windows):
-            w = ReaderWindow.coerce(w)
+            if isinstance(w, dict):
+                w = Window.from_dict(w)
             if self.cfg.is_span:
                 out.extend(span_rows(w, i, self.subwords, self.info, self.inputs))
             else:
@@ -275,7 +276,8 @@ class Reader:
         return out
 
     # ------------------------------------------------------------------------------------------------------
-    def read(self, windows: Sequence[Any]) -> list[SpanWindowPrediction] | list[TripletWindowPrediction]:
+    def read(self, windows: Sequence[Window | dict[str, Any]]
+             ) -> list[SpanWindowPrediction] | list[TripletWindowPrediction]:
         """Per-window predictions, in input order (windows: see `rows`)."""
         rows = self.rows(windows)
         return self.decode(len(windows), rows, self.forward(rows))

@@ -23,18 +23,20 @@ The reader fills a window's `predicted_*` fields; `relik_jax.inference.merge` fo
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
 
 from relik_jax.text.words import Word, tokenize
 
-__all__ = ["Window", "WindowSplitter", "window_bounds"]
+__all__ = ["Label", "TripletLabel", "Window", "WindowSplitter", "candidate_texts", "window_bounds"]
 
 # A predicted triplet inside a window: (subject index, relation, object index, confidence), indices into the
 # window's `predicted_spans`.
 WindowTriplet = tuple[int, str, int, float]
+Label = tuple[int, int, str]  # gold (start, end exclusive, label): chars, or window-relative words
+TripletLabel = tuple[Label, str, Label]  # gold (subject, relation, object)
 
 
 def window_bounds(n_words: int, size: int | None, stride: int | None = None) -> Iterator[tuple[int, int]]:
@@ -57,9 +59,31 @@ def window_bounds(n_words: int, size: int | None, stride: int | None = None) -> 
         yield i, min(i + size, n_words)
 
 
+def candidate_texts(candidates: Iterable[Any] | None) -> list[str] | None:
+    """Candidate texts from strings, JSON dicts (`{"text": ...}`) or retrieved documents (a `.text`)."""
+    if candidates is None:
+        return None
+    return [c if isinstance(c, str) else c["text"] if isinstance(c, dict) else c.text for c in candidates]
+
+
+def _label(x: Sequence) -> Label:
+    return int(x[0]), int(x[1]), str(x[2])
+
+
+def _triplet(t: dict[str, Any]) -> TripletLabel:
+    return _label(t["subject"]), str(t["relation"]), _label(t["object"])
+
+
+def _triplet_row(t: TripletLabel) -> dict[str, Any]:
+    return {"subject": list(t[0]), "relation": t[1], "object": list(t[2])}
+
+
 @dataclass(slots=True, eq=False)
 class Window:
-    doc_id: int | str
+    """A window of a document's words: what the splitter yields, the reader reads (with its candidates) and the
+    merge folds back; training and evaluation windows also carry gold labels (None = not labelled)."""
+
+    doc_id: int | str | None
     window_id: int
     text: str
     words: list[str]
@@ -69,13 +93,45 @@ class Window:
     first_word: int  # document-level index of words[0]
     doc_topic: str | None = None
     spans: list[tuple] = field(default_factory=list)  # given mentions (start, end[, label]), absolute chars
+    # candidates: strings, or retrieved documents (`.text`); the reader reads `candidate_texts` of them
+    span_candidates: list[Any] | None = None
+    triplet_candidates: list[Any] | None = None
+    # gold labels (the windowized rows' `window_labels`, `window_labels_tokens`, `window_triplet_labels`,
+    # `window_triplet_labels_tokens`): char spans (absolute) and word spans (`[ws, we)` of the window's words)
+    labels: list[Label] | None = None
+    word_labels: list[Label] | None = None
+    triplet_labels: list[TripletLabel] | None = None
+    word_triplet_labels: list[TripletLabel] | None = None
     # filled by the reader
     predicted_spans: list[tuple[int, int, str]] = field(default_factory=list)
     predicted_span_probs: dict[tuple[int, int], list[tuple[str, float]]] = field(default_factory=dict)
     predicted_triplets: list[WindowTriplet] = field(default_factory=list)
-    span_candidates: list[Any] | None = None
-    triplet_candidates: list[Any] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)  # other JSONL keys (labels, candidates scores, ...)
+    extra: dict[str, Any] = field(default_factory=dict)  # other JSONL keys (candidate scores, ...)
+
+    def __post_init__(self) -> None:
+        self.word_starts = np.asarray(self.word_starts, dtype=np.int64)
+        self.word_ends = np.asarray(self.word_ends, dtype=np.int64)
+        if not len(self.words) == len(self.word_starts) == len(self.word_ends):
+            raise ValueError(f"window {self.doc_id}/{self.window_id}: {len(self.words)} words but "
+                             f"{len(self.word_starts)} starts and {len(self.word_ends)} ends")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Window):
+            return NotImplemented
+        return all(np.array_equal(a, b) if isinstance(a, np.ndarray) else a == b
+                   for a, b in ((getattr(self, f.name), getattr(other, f.name)) for f in fields(Window)))
+    @classmethod
+    def from_words(cls, words: Sequence[str], word_starts: Sequence[int], word_ends: Sequence[int],
+                   first_word: int = 0, *, doc_id: int | str | None = None, window_id: int = 0,
+                   **kwargs: Any) -> Window:
+        """A window from its words and their absolute char offsets (the text has spaces between the words)."""
+        starts, ends = [int(s) for s in word_starts], [int(e) for e in word_ends]
+        offset = starts[0] if starts else 0
+        text = ""
+        for w, s in zip(words, starts, strict=True):
+            text += " " * (s - offset - len(text)) + w
+        return cls(doc_id, window_id, text, list(words), offset, np.asarray(starts, np.int64),
+                   np.asarray(ends, np.int64), first_word, **kwargs)
 
     @property
     def char_start(self) -> int:
@@ -90,6 +146,16 @@ class Window:
         ws = int(np.searchsorted(self.word_ends, start, side="right"))
         we = int(np.searchsorted(self.word_starts, end, side="left"))
         return ws, max(we, ws + 1)
+
+    def char2word_start(self) -> dict[int, int]:
+        """Absolute char start -> document-level word index."""
+        return dict(zip(self.word_starts.tolist(), range(self.first_word, self.first_word + len(self.words)),
+                        strict=True))
+
+    def char2word_end(self) -> dict[int, int]:
+        """Absolute char end -> document-level word index."""
+        return dict(zip(self.word_ends.tolist(), range(self.first_word, self.first_word + len(self.words)),
+                        strict=True))
 
     def to_dict(self) -> dict[str, Any]:
         """The reference's windowized-JSONL row (§4.3)."""
@@ -110,15 +176,23 @@ class Window:
             "char2token_end": {str(e): i for e, i in zip(ends, doc_idx, strict=True)},
         }
         if self.span_candidates is not None:
-            row["span_candidates"] = self.span_candidates
+            row["span_candidates"] = candidate_texts(self.span_candidates)
         if self.triplet_candidates is not None:
-            row["triplet_candidates"] = self.triplet_candidates
+            row["triplet_candidates"] = candidate_texts(self.triplet_candidates)
+        for key, labels in (("window_labels", self.labels), ("window_labels_tokens", self.word_labels)):
+            if labels is not None:
+                row[key] = [list(x) for x in labels]
+        for key, triplets in (("window_triplet_labels", self.triplet_labels),
+                              ("window_triplet_labels_tokens", self.word_triplet_labels)):
+            if triplets is not None:
+                row[key] = [_triplet_row(t) for t in triplets]
         row.update(self.extra)
         return row
 
     @classmethod
     def from_dict(cls, row: dict[str, Any]) -> Window:
-        """Parse a reference windowized-JSONL row (unknown keys are kept in `extra`)."""
+        """Parse a windowized-JSONL row (ours or the reference's, with or without candidates and gold labels; unknown
+        keys are kept in `extra`)."""
         words = row.get("words") or row.get("tokens")
         if words is None or "token2char_start" not in row:
             raise ValueError(f"not a windowized row (needs words/tokens and token2char_start): {sorted(row)}")
@@ -126,26 +200,39 @@ class Window:
         starts = np.array([row["token2char_start"][str(i)] for i in range(n)], dtype=np.int64)
         ends = np.array([row["token2char_end"][str(i)] for i in range(n)], dtype=np.int64)
         first = int(row["char2token_start"][str(int(starts[0]))]) if n else 0
-        known = {
-            "doc_id", "window_id", "text", "tokens", "words", "doc_topic", "offset", "token2char_start",
-            "token2char_end", "char2token_start", "char2token_end", "spans", "span_candidates",
-            "triplet_candidates",
-        }  # fmt: skip
+
+        def labels(key: str) -> list[Label] | None:
+            return [_label(x) for x in row[key]] if row.get(key) is not None else None
+
+        def triplets(key: str) -> list[TripletLabel] | None:
+            return [_triplet(t) for t in row[key]] if row.get(key) is not None else None
+
         return cls(
-            doc_id=row["doc_id"],
-            window_id=int(row.get("window_id", 0)),
-            text=row["text"],
+            doc_id=row.get("doc_id"),
+            window_id=int(row.get("window_id") or 0),
+            text=row.get("text", ""),
             words=list(words),
-            offset=int(row.get("offset", int(starts[0]) if n else 0)),
+            offset=int(row["offset"]) if row.get("offset") is not None else int(starts[0]) if n else 0,
             word_starts=starts,
             word_ends=ends,
             first_word=first,
             doc_topic=row.get("doc_topic"),
             spans=[tuple(s) for s in row.get("spans", [])],
-            span_candidates=row.get("span_candidates"),
-            triplet_candidates=row.get("triplet_candidates"),
-            extra={k: v for k, v in row.items() if k not in known},
+            span_candidates=candidate_texts(row.get("span_candidates")),
+            triplet_candidates=candidate_texts(row.get("triplet_candidates")),
+            labels=labels("window_labels"),
+            word_labels=labels("window_labels_tokens"),
+            triplet_labels=triplets("window_triplet_labels"),
+            word_triplet_labels=triplets("window_triplet_labels_tokens"),
+            extra={k: v for k, v in row.items() if k not in ROW_KEYS},
         )
+
+
+ROW_KEYS = {
+    "doc_id", "window_id", "text", "tokens", "words", "doc_topic", "offset", "token2char_start", "token2char_end",
+    "char2token_start", "char2token_end", "spans", "span_candidates", "triplet_candidates", "window_labels",
+    "window_labels_tokens", "window_triplet_labels", "window_triplet_labels_tokens",
+}  # fmt: skip  # the windowized-row keys that `Window` has fields for
 
 
 class WindowSplitter:

@@ -15,11 +15,11 @@ import ml_collections
 import numpy as np
 from tokenizers import Tokenizer
 
-from relik_jax.data.windowing import LabelledWindow
 from relik_jax.engine.buckets import Buckets, plan_batches
 from relik_jax.reader.inputs import TokenizerInfo
 from relik_jax.reader.losses import IGNORE
 from relik_jax.reader.model import ReaderConfig
+from relik_jax.text.windows import Window
 from relik_jax.training.reader_examples import (
     Example,
     augment_span,
@@ -133,36 +133,36 @@ def plan_epoch(examples: Sequence[Example], buckets: Buckets, rng: np.random.Gen
     return out
 
 
-def epoch_examples(windows: Sequence[LabelledWindow], cfg: ReaderConfig, config: ml_collections.ConfigDict,
+def epoch_examples(windows: Sequence[Window], cfg: ReaderConfig, config: ml_collections.ConfigDict,
                    tokenizer: Tokenizer, info: TokenizerInfo, rng: np.random.Generator | None) -> list[Example]:
     """Examples of one epoch (augmented when `rng` is given)."""
     inputs = input_config(cfg, config)
     out: list[Example] = []
-    for lw in windows:
+    for window in windows:
         if cfg.is_span:
             labels = None
             if rng is not None:
-                cands, labels = augment_span(lw, rng, config.shuffle_candidates, config.random_drop_gold_candidates)
-                lw = dataclasses.replace(lw, window=dataclasses.replace(lw.window, span_candidates=cands))
-            exs = span_examples(lw, tokenizer, info, inputs, labels)
+                cands, labels = augment_span(window, rng, config.shuffle_candidates,
+                                             config.random_drop_gold_candidates)
+                window = dataclasses.replace(window, span_candidates=cands)
+            exs = span_examples(window, tokenizer, info, inputs, labels)
             if config.get("skip_empty", False):
                 exs = [x for x in exs if any(v > 1 for v in x.ed_labels)]
             out.extend(exs)
         else:
-            if config.get("skip_empty", False) and not lw.word_triplets:
+            if config.get("skip_empty", False) and not window.word_triplet_labels:
                 continue
             if rng is not None:
-                trip, spans = augment_triplet(lw, rng, config.max_relations, config.shuffle_candidates,
+                trip, spans = augment_triplet(window, rng, config.max_relations, config.shuffle_candidates,
                                               config.flip_candidates, span_nme=bool(config.use_nme))
-                lw = dataclasses.replace(lw, window=dataclasses.replace(lw.window, triplet_candidates=trip,
-                                                                        span_candidates=spans))
-            ex = triplet_example(lw, tokenizer, info, inputs)
+                window = dataclasses.replace(window, triplet_candidates=trip, span_candidates=spans)
+            ex = triplet_example(window, tokenizer, info, inputs)
             if ex is not None:
                 out.append(ex)
     return out
 
 
-def train_batch_plan(windows: Sequence[LabelledWindow], cfg: ReaderConfig, config: ml_collections.ConfigDict,
+def train_batch_plan(windows: Sequence[Window], cfg: ReaderConfig, config: ml_collections.ConfigDict,
                      tokenizer: Tokenizer, info: TokenizerInfo, buckets: Buckets
                      ) -> Iterator[tuple[int, int, list[Example]]]:
     """Endless stream of (L, padded rows, examples) per training step; epoch e uses RNG seed (config.seed, e)."""
@@ -177,7 +177,7 @@ def train_batch_plan(windows: Sequence[LabelledWindow], cfg: ReaderConfig, confi
         epoch += 1
 
 
-def train_batches(windows: Sequence[LabelledWindow], cfg: ReaderConfig, config: ml_collections.ConfigDict,
+def train_batches(windows: Sequence[Window], cfg: ReaderConfig, config: ml_collections.ConfigDict,
                   tokenizer: Tokenizer, info: TokenizerInfo, buckets: Buckets) -> Iterator[dict[str, np.ndarray]]:
     """Endless stream of padded training batches (`train_batch_plan` collated)."""
     typed = bool(cfg.additional_special_symbols_types)

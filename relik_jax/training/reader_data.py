@@ -18,12 +18,24 @@ from relik_jax.data import jsonl
 from relik_jax.data import toy as toy_data
 from relik_jax.data.corpora import LabelledDocument
 from relik_jax.data.retrieval import aida_kb
-from relik_jax.data.windowing import LabelledWindow, labelled_windows
+from relik_jax.data.windowing import labelled_windows
 from relik_jax.retriever.encoder import Retriever, add_candidates, resolve_encoder
+from relik_jax.text.windows import Window
 
 SPLITS = ("train", "dev", "test")
 AIDA_SPLITS = {"train": "train", "dev": "testa", "test": "testb"}
-Splits = dict[str, list[LabelledWindow]]
+Splits = dict[str, list[Window]]
+
+
+def labelled_window(row: dict, span_candidates: Sequence[str] | None = None,
+                    triplet_candidates: Sequence[str] | None = None) -> Window:
+    """The `Window` of a windowized row with gold labels; candidates given here replace the row's."""
+    window = Window.from_dict(row)
+    if span_candidates is not None:
+        window.span_candidates = list(span_candidates)
+    if triplet_candidates is not None:
+        window.triplet_candidates = list(triplet_candidates)
+    return window
 
 
 def document_windows(docs: Sequence[LabelledDocument], config: ml_collections.ConfigDict) -> list[dict]:
@@ -69,9 +81,9 @@ def load_splits(config: ml_collections.ConfigDict) -> Splits:
         return aida_splits(config)
     if name == "windows" and tfds:
         windows, _ = split_windows(config)
-        return {s: [LabelledWindow.from_dict(d) for d in rows] for s, rows in windows.items()}
+        return {s: [labelled_window(d) for d in rows] for s, rows in windows.items()}
     if name == "windows":  # windowized JSONL files with candidates (e.g. AIDA after a retriever run)
-        return {s: [LabelledWindow.from_dict(d) for d in jsonl.read_jsonl(config[f"{s}_windows"])] for s in SPLITS}
+        return {s: [labelled_window(d) for d in jsonl.read_jsonl(config[f"{s}_windows"])] for s in SPLITS}
     raise ValueError(f"config.dataset={name!r}: expected toy, conll04, nyt, rebel, aida or windows")
 
 
@@ -102,9 +114,9 @@ def toy_splits(config: ml_collections.ConfigDict) -> Splits:
                 k = max(0, config.num_candidates - len(gold))
                 cands = gold + [others[i] for i in rng.permutation(len(others))[:k]]
                 cands = [cands[i] for i in rng.permutation(len(cands))]
-                rows.append(LabelledWindow.from_dict(w, span_candidates=cands))
+                rows.append(labelled_window(w, span_candidates=cands))
             else:
-                rows.append(LabelledWindow.from_dict(
+                rows.append(labelled_window(
                     w, triplet_candidates=list(toy_data.RELATIONS),
                     span_candidates=type_names if config.get("entity_types") else None))
         out[split] = rows
@@ -118,7 +130,7 @@ def relation_splits(config: ml_collections.ConfigDict) -> Splits:
     relations = list(config.relations) if config.get("relations") else sorted(
         {r for m in labels.values() for r in m["relations"]})
     types = list(labels["train"]["mention_labels"]) if config.get("entity_types") else None
-    return {s: [LabelledWindow.from_dict(w, triplet_candidates=relations, span_candidates=types) for w in rows]
+    return {s: [labelled_window(w, triplet_candidates=relations, span_candidates=types) for w in rows]
             for s, rows in windows.items()}
 
 
@@ -136,7 +148,7 @@ def rebel_splits(config: ml_collections.ConfigDict) -> Splits:
             gold_r = sorted({t["relation"] for t in w.get("window_triplet_labels", [])})
             ents = with_negatives(gold_e, titles, config.num_candidates, rng)
             rels = with_negatives(gold_r, relations, config.max_relations, rng)
-            rows.append(LabelledWindow.from_dict(w, span_candidates=ents, triplet_candidates=rels))
+            rows.append(labelled_window(w, span_candidates=ents, triplet_candidates=rels))
         out[split] = rows
     return out
 
@@ -152,7 +164,7 @@ def aida_splits(config: ml_collections.ConfigDict) -> Splits:
     cache = Path(config.get("candidates_cache", "") or "")
     files = {s: cache / f"aida_{a}_top{k}.jsonl" for s, a in AIDA_SPLITS.items()}
     if str(cache) != "." and all(f.is_file() for f in files.values()):
-        return {s: [LabelledWindow.from_dict(w) for w in jsonl.read_jsonl(f)] for s, f in files.items()}
+        return {s: [labelled_window(w) for w in jsonl.read_jsonl(f)] for s, f in files.items()}
     if not config.get("retriever"):
         raise ValueError("config.dataset='aida' needs config.retriever=ENCODER_FOLDER (a retriever encoder, e.g. "
                          "all-MiniLM-L6-v2 or a train_retriever workdir's encoder/) or a config.candidates_cache "
@@ -173,7 +185,7 @@ def aida_splits(config: ml_collections.ConfigDict) -> Splits:
                   f"{counts.get('found', 0)}/{counts.get('gold', 0)}")
         if str(cache) != ".":
             jsonl.write_jsonl(rows, files[split])
-        out[split] = [LabelledWindow.from_dict(w) for w in rows]
+        out[split] = [labelled_window(w) for w in rows]
     return out
 
 

@@ -31,16 +31,9 @@ from collections.abc import Sequence
 import numpy as np
 from tokenizers import Tokenizer
 
-from relik_jax.data.windowing import CharSpan, LabelledWindow
 from relik_jax.labels import NME
-from relik_jax.reader.inputs import (
-    ReaderWindow,
-    SpanInputConfig,
-    TokenizerInfo,
-    TripletInputConfig,
-    span_rows,
-    triplet_row,
-)
+from relik_jax.reader.inputs import SpanInputConfig, TokenizerInfo, TripletInputConfig, span_rows, triplet_row
+from relik_jax.text.windows import Label, Window
 
 
 @dataclasses.dataclass
@@ -80,13 +73,15 @@ def _snap(char: int, table: dict[int, int], step: int, lo: int, hi: int) -> int 
     return table[char]
 
 
-def span_examples(lw: LabelledWindow, tokenizer: Tokenizer, info: TokenizerInfo, cfg: SpanInputConfig,
-                  labels: Sequence[CharSpan] | None = None) -> list[Example]:
-    """EL examples of a window (one per candidate patch, as `span_rows`)."""
-    labels = sorted(((s, e, t.replace("_", " ")) for s, e, t in (lw.labels if labels is None else labels)),
-                    key=lambda x: (x[0], x[1]))
+def span_examples(window: Window, tokenizer: Tokenizer, info: TokenizerInfo, cfg: SpanInputConfig,
+                  labels: Sequence[Label] | None = None) -> list[Example]:
+    """EL examples of a window (one per candidate patch, as `span_rows`); `labels` replace the window's (char)
+    labels (augmentation)."""
+    if labels is None:
+        labels = window.labels or []
+    labels = sorted(((s, e, t.replace("_", " ")) for s, e, t in labels), key=lambda x: (x[0], x[1]))
     out = []
-    for row in span_rows(lw.window, 0, tokenizer, info, cfg):
+    for row in span_rows(window, 0, tokenizer, info, cfg):
         text = row.text
         if not len(text):
             continue
@@ -112,27 +107,28 @@ def span_examples(lw: LabelledWindow, tokenizer: Tokenizer, info: TokenizerInfo,
     return out
 
 
-def _word_tokens(window: ReaderWindow, char_starts: Sequence[int]) -> dict[int, list[int]]:
+def _word_tokens(window: Window, char_starts: Sequence[int]) -> dict[int, list[int]]:
     """Window-relative word index -> its sub-token indices (text positions, no CLS)."""
     out: dict[int, list[int]] = {i: [] for i in range(len(window.words))}
+    word_starts = window.word_starts.tolist()
     for t, c in enumerate(char_starts):
-        w = bisect.bisect_right(window.word_starts, c) - 1
+        w = bisect.bisect_right(word_starts, c) - 1
         if w >= 0:
             out[w].append(t)
     return out
 
 
-def triplet_example(lw: LabelledWindow, tokenizer: Tokenizer, info: TokenizerInfo,
+def triplet_example(window: Window, tokenizer: Tokenizer, info: TokenizerInfo,
                     cfg: TripletInputConfig) -> Example | None:
-    """RE / cIE example of a window (None when the row is skipped, as the reference)."""
-    row = triplet_row(lw.window, 0, tokenizer, info, cfg)
-    if row is None or not lw.word_labels:
+    """RE / cIE example of a window (None when the row is skipped, as the reference): its word labels."""
+    row = triplet_row(window, 0, tokenizer, info, cfg)
+    if row is None or not window.word_labels:
         return None
-    w2t = _word_tokens(lw.window, row.text.char_starts)
-    n_words = len(lw.window.words)
+    w2t = _word_tokens(window, row.text.char_starts)
+    n_words = len(window.words)
     spans: dict[tuple[int, int], str] = {}
     word_span: dict[tuple[int, int], tuple[int, int]] = {}
-    for ws, we, label in sorted(lw.word_labels, key=lambda x: (x[0], x[1])):
+    for ws, we, label in sorted(window.word_labels, key=lambda x: (x[0], x[1])):
         while ws < n_words and not w2t.get(ws):  # the reference's `_adjust_entity_boundaries`
             ws += 1
         while we > 0 and not w2t.get(we - 1):
@@ -147,7 +143,7 @@ def triplet_example(lw: LabelledWindow, tokenizer: Tokenizer, info: TokenizerInf
     index = {m: i for i, m in enumerate(ms)}
     n_rel = len(row.triplet_candidates)
     rel = np.zeros((len(ms), len(ms), n_rel), np.int8)
-    for (ss, se, _), r, (os_, oe, _) in lw.word_triplets:
+    for (ss, se, _), r, (os_, oe, _) in window.word_triplet_labels or []:
         sk, ok = word_span.get((ss, se)), word_span.get((os_, oe))
         if sk is not None and ok is not None and r in row.triplet_candidates:
             rel[index[sk], index[ok], row.triplet_candidates.index(r)] = 1
@@ -162,12 +158,11 @@ def triplet_example(lw: LabelledWindow, tokenizer: Tokenizer, info: TokenizerInf
                    row.entity_symbols_mask, len(row.text), ms, [], rel, types, mask_preceding=True)
 
 
-
-def augment_span(lw: LabelledWindow, rng: np.random.Generator, shuffle: float, drop_gold: float
-                 ) -> tuple[list[str], list[CharSpan]]:
+def augment_span(window: Window, rng: np.random.Generator, shuffle: float, drop_gold: float
+                 ) -> tuple[list[str], list[Label]]:
     """The reference's EL training mods: (candidates, labels) after random gold dropping and shuffling."""
-    cands = list(lw.window.span_candidates or [])
-    labels = [(s, e, t.replace("_", " ")) for s, e, t in lw.labels]
+    cands = list(window.span_candidates or [])
+    labels = [(s, e, t.replace("_", " ")) for s, e, t in window.labels or []]
     if drop_gold > 0 and rng.uniform() < drop_gold and len({t for _, _, t in labels}) > 1:
         order = rng.permutation(len(labels))
         labels = [labels[i] for i in order]
@@ -179,15 +174,15 @@ def augment_span(lw: LabelledWindow, rng: np.random.Generator, shuffle: float, d
     return cands, labels
 
 
-def augment_triplet(lw: LabelledWindow, rng: np.random.Generator, max_relations: int, shuffle: float,
+def augment_triplet(window: Window, rng: np.random.Generator, max_relations: int, shuffle: float,
                     flip: float, add_gold: bool = True, span_nme: bool = False) -> tuple[list[str], list[str] | None]:
     """The reference's RE training mods: (triplet candidates, span candidates). `span_nme`: the rows will put NME
     first among the span (type) candidates; the reference inserts it BEFORE these mods, so NME takes part in the
     flip's adjacent swaps (which shifts the others: the first type stays first with p = 3/4, not 1/2) and is then
     moved back to the front. Returned span candidates exclude NME (the row adds it)."""
-    trip = list(lw.window.triplet_candidates or [])[:max_relations]
-    spans = list(lw.window.span_candidates) if lw.window.span_candidates is not None else None
-    gold = {r for _, r, _ in lw.word_triplets}
+    trip = list(window.triplet_candidates or [])[:max_relations]
+    spans = list(window.span_candidates) if window.span_candidates is not None else None
+    gold = {r for _, r, _ in window.word_triplet_labels or []}
     if add_gold and gold:
         missing = sorted(gold - set(trip))
         k = 0

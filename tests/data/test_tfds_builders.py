@@ -15,9 +15,9 @@ from configs.conll04 import get_config as conll04_config
 from relik_jax.data import corpora as D
 from relik_jax.data import jsonl, windowing
 from relik_jax.data import tfds as T
-from relik_jax.data.windowing import LabelledWindow
 from relik_jax.engine.buckets import Buckets
 from relik_jax.reader.inputs import TokenizerInfo
+from relik_jax.text.windows import Window
 from relik_jax.training.reader_batching import train_batches
 from relik_jax.training.reader_data import load_splits, split_windows
 from relik_jax.training.reader_model import build_training_reader
@@ -95,7 +95,7 @@ def test_training_reads_tfds_like_the_default_path(data_dir, name):
     jsonl, tfds_ = cfg(name), cfg(name, data_format="tfds", tfds_data_dir=str(data_dir))
     a, b = load_splits(jsonl), load_splits(tfds_)
     assert {s: len(v) for s, v in a.items()} == {s: len(v) for s, v in b.items()}
-    assert all(isinstance(x, LabelledWindow) for x in b["train"])
+    assert all(isinstance(x, Window) for x in b["train"])
     assert a == b  # windows, labels, candidates (REBEL: the same random negatives)
     reader_cfg, _, tok, _ = build_training_reader(jsonl)
     for x, y in zip(first_batches(jsonl, a, reader_cfg, tok), first_batches(tfds_, b, reader_cfg, tok), strict=True):

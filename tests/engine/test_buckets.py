@@ -7,15 +7,15 @@ import pytest
 from reader_helpers import CORPUS, tiny_span_reader, tiny_triplet_reader
 
 from relik_jax.engine.buckets import Buckets, plan_batches
-from relik_jax.reader.inputs import ReaderWindow
 from relik_jax.reader.reader import Reader
+from relik_jax.text.windows import Window
 
 WORDS = " ".join(CORPUS[:4]).split(" ")
 TITLES = ["Barack Obama", "Honolulu", "Hawaii", "Japan", "Syria", "Steve Jobs", "Apple Inc.", "Cupertino",
           "European Commission", "United States", "Asian Cup", "California"]
 
 
-def make_window(rng: np.random.Generator, n_words: int, n_cands: int, triplets: bool = False) -> ReaderWindow:
+def make_window(rng: np.random.Generator, n_words: int, n_cands: int, triplets: bool = False) -> Window:
     start = int(rng.integers(0, len(WORDS) - n_words + 1))
     words = WORDS[start: start + n_words]
     starts, pos = [], 0
@@ -23,8 +23,8 @@ def make_window(rng: np.random.Generator, n_words: int, n_cands: int, triplets: 
         starts.append(pos)
         pos += len(w) + 1
     cands = [TITLES[int(i)] for i in rng.integers(0, len(TITLES), n_cands)]
-    return ReaderWindow(words, starts, [s + len(w) for s, w in zip(starts, words, strict=True)],
-                        span_candidates=cands, triplet_candidates=["founded by", "born in"] if triplets else None)
+    return Window.from_words(words, starts, [s + len(w) for s, w in zip(starts, words, strict=True)],
+                             span_candidates=cands, triplet_candidates=["founded by", "born in"] if triplets else None)
 
 
 def test_pick_and_rows():

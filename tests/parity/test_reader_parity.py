@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 
 from relik_jax.engine.buckets import Buckets, plan_batches
-from relik_jax.reader.inputs import ReaderWindow
 from relik_jax.reader.reader import Reader
+from relik_jax.text.windows import Window
 
 ATOL = 1e-4
 ATOL64 = 1e-9  # fp64 vs the float64 reference: only float64 rounding is left
@@ -74,7 +74,7 @@ class ReaderCase:
         self.folder = reference_dir / task / name
         self.reader_dir = reference_dir / "readers" / name
         windows = json.loads((self.folder / "windows_input.json").read_text())
-        self.windows = [ReaderWindow.from_reference(w) for w in windows]
+        self.windows = [Window.from_dict(w) for w in windows]
         self.predictions = json.loads((self.folder / "predictions.json").read_text())
         self.batches = _load_batches(self.folder)
         # Coarse buckets keep the number of compiled programs (the test's cost on CPU) low; the second reader of
@@ -307,7 +307,7 @@ def test_subtoken_char_and_word_maps_match(reference_dir, task):
     reader = Reader.from_folder(reference_dir / "readers" / name)  # used only for its input builder
     after = json.loads((reference_dir / task / name / "windows_output.json").read_text())
     before = json.loads((reference_dir / task / name / "windows_input.json").read_text())
-    rows = reader.rows([ReaderWindow.from_reference(w) for w in before])
+    rows = reader.rows([Window.from_dict(w) for w in before])
     seen = set()
     for row in rows:
         if row.window_index in seen:

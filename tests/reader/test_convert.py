@@ -13,9 +13,9 @@ from safetensors.numpy import load_file, save_file
 
 from relik_jax.io import hf_io
 from relik_jax.reader.convert import KNOWN_BACKBONES, backbone_config, load_reader, load_reference_reader, save_reader
-from relik_jax.reader.inputs import ReaderWindow
 from relik_jax.reader.model import ReaderConfig
 from relik_jax.reader.reader import Reader
+from relik_jax.text.windows import Window
 
 
 def _reader_names(reference_dir: Path) -> list[str]:
@@ -58,7 +58,7 @@ def test_orbax_round_trip_gives_identical_outputs(reference_dir, tmp_path):
     # the reloaded reader still decodes exactly what the reference decoded
     windows = json.loads((reference_dir / "cie" / name / "windows_input.json").read_text())[:2]
     expected = json.loads((reference_dir / "cie" / name / "predictions.json").read_text())[:2]
-    preds = Reader.from_folder(out).read([ReaderWindow.from_reference(w) for w in windows])
+    preds = Reader.from_folder(out).read([Window.from_dict(w) for w in windows])
     assert [sorted(list(s) for s in p.spans) for p in preds] == [sorted(e["predicted_spans"]) for e in expected]
     assert sum(len(p.spans) for p in preds) > 0
 

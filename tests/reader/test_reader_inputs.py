@@ -8,7 +8,6 @@ from reader_helpers import tiny_tokenizer
 
 from relik_jax.reader.inputs import (
     NME,
-    ReaderWindow,
     SpanInputConfig,
     TokenizerInfo,
     TripletInputConfig,
@@ -17,16 +16,17 @@ from relik_jax.reader.inputs import (
     span_symbols,
     triplet_row,
 )
+from relik_jax.text.windows import Window, candidate_texts
 
 
-def window(text: str, span_candidates=None, triplet_candidates=None, first_word_index=0) -> ReaderWindow:
+def window(text: str, span_candidates=None, triplet_candidates=None, first_word=0) -> Window:
     words = text.split(" ")
     starts, pos = [], 100  # absolute offsets: the window starts at char 100 of its document
     for w in words:
         starts.append(pos)
         pos += len(w) + 1
-    return ReaderWindow(words, starts, [s + len(w) for s, w in zip(starts, words, strict=True)], first_word_index,
-                        span_candidates, triplet_candidates)
+    return Window.from_words(words, starts, [s + len(w) for s, w in zip(starts, words, strict=True)], first_word,
+                             span_candidates=span_candidates, triplet_candidates=triplet_candidates)
 
 
 @pytest.fixture(scope="module")
@@ -144,23 +144,21 @@ def test_triplet_long_window_is_a_clear_error():
         triplet_row(w, 0, tok, info, TripletInputConfig(tuple(relation_symbols(4))))
 
 
-def test_windows_are_coerced_from_objects_and_dicts():
+def test_window_candidates_are_read_as_texts_and_reference_dicts_parse(el_tok):
+    """The reader reads a `Window`'s candidates as texts (strings, JSON dicts or retrieved documents with a `text`);
+    a reference window dict parses to the same window."""
     class Doc:
         def __init__(self, text):
             self.text = text
 
-    class Win:  # the attributes of relik_jax.text.windows.Window the reader uses
-        words = ["Obama", "visited", "Paris"]
-        word_starts = np.array([10, 16, 24])
-        word_ends = np.array([15, 23, 29])
-        first_word = 7
-        span_candidates = [Doc("Barack Obama"), "Paris"]
-        triplet_candidates = None
-
-    w = ReaderWindow.coerce(Win())
-    assert w.span_candidates == ["Barack Obama", "Paris"] and w.first_word_index == 7
+    w = Window.from_words(["Obama", "visited", "Paris"], [10, 16, 24], [15, 23, 29], 7,
+                          span_candidates=[Doc("Barack Obama"), "Paris"])
+    assert candidate_texts(w.span_candidates) == ["Barack Obama", "Paris"] and w.first_word == 7
     assert w.char2word_start() == {10: 7, 16: 8, 24: 9} and w.char2word_end()[29] == 9
-    ref = {"words": Win.words, "token2char_start": {"0": 10, "1": 16, "2": 24},
+    tok, info = el_tok
+    (row,) = span_rows(w, 0, tok, info, SpanInputConfig(tuple(span_symbols(101))))
+    assert row.predictable_candidates == [NME, "Barack Obama", "Paris"]
+    ref = {"words": ["Obama", "visited", "Paris"], "token2char_start": {"0": 10, "1": 16, "2": 24},
            "token2char_end": {"0": 15, "1": 23, "2": 29}, "char2token_start": {"10": 7, "16": 8, "24": 9},
            "span_candidates": [{"text": "Barack Obama"}, "Paris"]}
-    assert ReaderWindow.coerce(ref) == dataclasses.replace(w, doc_id=None, window_id=None, offset=None)
+    assert Window.from_dict(ref) == dataclasses.replace(w, text="", span_candidates=["Barack Obama", "Paris"])

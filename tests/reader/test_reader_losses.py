@@ -15,9 +15,9 @@ import pytest
 import torch
 from reference_harness import ensure_reference_venv
 
-from relik_jax.reader.inputs import ReaderWindow
 from relik_jax.reader.losses import bce_with_logits, cross_entropy, loss, value_and_grad
 from relik_jax.reader.reader import Reader
+from relik_jax.text.windows import Window
 
 SCRIPT = Path(__file__).resolve().parents[1] / "reference" / "reader_losses_ref.py"
 
@@ -58,7 +58,7 @@ def _rows(reference_dir: Path, task: str, name: str, n: int = 2):
     """The first n rows with the same symbol counts (the reference batches only such rows together)."""
     windows = json.loads((reference_dir / task / name / "windows_input.json").read_text())
     reader = Reader.from_folder(reference_dir / "readers" / name)
-    rows = reader.rows([ReaderWindow.from_reference(w) for w in windows[:8]])
+    rows = reader.rows([Window.from_dict(w) for w in windows[:8]])
     groups: dict[tuple, list] = {}
     for r in rows:
         masks = ("special_symbols_mask",) if task == "el" else ("relation_symbols_mask", "entity_symbols_mask")

@@ -1,6 +1,7 @@
 """Reader training: label positions on hand-built windows (computed by hand), batch format, augmentation, a few
 steps reduce the loss, and resume from a checkpoint continues at the right step."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -10,11 +11,9 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
 
 from configs import default
 from configs.tiny import get_config
-from relik_jax.data.windowing import LabelledWindow
 from relik_jax.engine.buckets import Buckets
 from relik_jax.reader.inputs import (
     NME,
-    ReaderWindow,
     SpanInputConfig,
     TokenizerInfo,
     TripletInputConfig,
@@ -23,6 +22,7 @@ from relik_jax.reader.inputs import (
 )
 from relik_jax.reader.losses import IGNORE, loss_fn
 from relik_jax.reader.model import ReaderConfig, build_reader
+from relik_jax.text.windows import Window
 from relik_jax.training.reader_batching import collate, epoch_examples
 from relik_jax.training.reader_data import aida_splits, load_splits
 from relik_jax.training.reader_examples import augment_span, augment_triplet, span_examples, triplet_example
@@ -43,12 +43,12 @@ def hand_tokenizer(symbols: list[str]) -> Tokenizer:
     return add_symbols(tok, symbols)
 
 
-def window(words: list[str], **kw) -> ReaderWindow:
+def window(words: list[str], **kw) -> Window:
     starts, pos = [], 0
     for w in words:
         starts.append(pos)
         pos += len(w) + 1
-    return ReaderWindow(words, starts, [s + len(w) for s, w in zip(starts, words, strict=True)], **kw)
+    return Window.from_words(words, starts, [s + len(w) for s, w in zip(starts, words, strict=True)], **kw)
 
 
 def test_el_labels_by_hand():
@@ -56,10 +56,10 @@ def test_el_labels_by_hand():
     tok = hand_tokenizer(symbols)
     info = TokenizerInfo.from_tokenizer(tok)
     # "Barack Obama visited Paris ." chars: Barack 0-6, Obama 7-12, visited 13-20, Paris 21-26
-    w = window(["Barack", "Obama", "visited", "Paris", "."], span_candidates=["Paris", "Barack Obama", "Rome"])
     labels = [(0, 12, "Barack_Obama"), (13, 20, "Not_A_Candidate"), (21, 26, "Paris"), (21, 26, "Rome")]
-    lw = LabelledWindow(w, labels, [], [], [])
-    (ex,) = span_examples(lw, tok, info, SpanInputConfig(tuple(symbols), use_nme=True))
+    w = window(["Barack", "Obama", "visited", "Paris", "."], span_candidates=["Paris", "Barack Obama", "Rome"],
+               labels=labels)
+    (ex,) = span_examples(w, tok, info, SpanInputConfig(tuple(symbols), use_nme=True))
     # row: 0 CLS, 1 barack, 2 ob, 3 ##ama, 4 visited, 5 paris, 6 ., 7 SEP, then the candidates
     # predictable = [NME, Paris, Barack Obama, Rome] as "--NME--", "[E-0] paris", "[E-1] barack ob ##ama",
     # "[E-2] rome", then SEP.
@@ -93,7 +93,7 @@ def test_el_labels_without_nme_drop_missing_titles():
     symbols = span_symbols(3)
     tok = hand_tokenizer(symbols)
     w = window(["Barack", "Obama", "visited", "Paris", "."], span_candidates=["Paris"])
-    lw = LabelledWindow(w, [(0, 12, "Barack Obama"), (21, 26, "Paris")], [], [], [])
+    lw = dataclasses.replace(w, labels=[(0, 12, "Barack Obama"), (21, 26, "Paris")])
     (ex,) = span_examples(lw, tok, TokenizerInfo.from_tokenizer(tok), SpanInputConfig(tuple(symbols), use_nme=False))
     assert ex.mentions == [(5, 5)] and ex.ed_labels == [1]
 
@@ -106,8 +106,8 @@ def test_re_and_cie_labels_by_hand():
     # "Obama lives in Paris ." -> 0 CLS, 1 ob, 2 ##ama, 3 lives, 4 in, 5 paris, 6 ., 7 SEP
     w = window(["Obama", "lives", "in", "Paris", "."], triplet_candidates=["Work_For", "Live_In"],
                span_candidates=["Loc", "Peop"])
-    lw = LabelledWindow(w, [], [(3, 4, "Loc"), (0, 1, "Peop")], [],
-                        [((0, 1, "Peop"), "Live_In", (3, 4, "Loc"))])
+    lw = dataclasses.replace(w, word_labels=[(3, 4, "Loc"), (0, 1, "Peop")],
+                             word_triplet_labels=[((0, 1, "Peop"), "Live_In", (3, 4, "Loc"))])
     ex = triplet_example(lw, tok, info, TripletInputConfig(tuple(rels), tuple(types), use_nme=True))
     assert ex.input_ids[:8].tolist() == [1, 5, 6, 11, 12, 8, 10, 2]
     assert ex.mentions == [(1, 2), (5, 5)]
@@ -129,12 +129,13 @@ def test_re_and_cie_labels_by_hand():
 
 def test_augmentation_seeded_and_gold_forced():
     w = window(["a"], span_candidates=[f"c{i}" for i in range(10)], triplet_candidates=["r0", "r1", "r2", "r3"])
-    lw = LabelledWindow(w, [(0, 1, "c1"), (0, 1, "c2")], [], [], [((0, 1, "x"), "gold", (0, 1, "y"))])
+    lw = dataclasses.replace(w, labels=[(0, 1, "c1"), (0, 1, "c2")],
+                             word_triplet_labels=[((0, 1, "x"), "gold", (0, 1, "y"))])
     a = augment_span(lw, np.random.default_rng(3), 1.0, 0.0)
     assert a == augment_span(lw, np.random.default_rng(3), 1.0, 0.0)
     assert a[0] != w.span_candidates and sorted(a[0]) == w.span_candidates  # shuffled
     # dropping: with 3 distinct gold titles, 0..1 of the shuffled labels' titles become NME and leave the candidates
-    lw3 = LabelledWindow(w, [(0, 1, "c1"), (0, 1, "c2"), (0, 1, "c3")], [], [], [])
+    lw3 = dataclasses.replace(w, labels=[(0, 1, "c1"), (0, 1, "c2"), (0, 1, "c3")])
     for seed in range(20):
         cands, labels = augment_span(lw3, np.random.default_rng(seed), 0.0, 1.0)
         dropped = {t for *_, t in lw3.labels} - {t for *_, t in labels}
@@ -281,9 +282,8 @@ def test_type_flip_moves_nme_like_the_reference():
     adjacent swaps, each with p = 1/2), then moves NME back to the front. By hand: the first type stays first unless
     NME and it swap (p 1/2) and NME then does not swap with the second (p 1/2) ... i.e. P(first stays) = 1/2 + 1/4 =
     3/4, P(second first) = 1/4; flipping without NME would give 1/2 and 1/2 (what we did before)."""
-    w = ReaderWindow(["x"] * 4, [0, 2, 4, 6], [1, 3, 5, 7], 0, span_candidates=["A", "B", "C", "D"],
-                     triplet_candidates=["r0", "r1"])
-    lw = LabelledWindow(w, [], [], [], [])
+    lw = Window.from_words(["x"] * 4, [0, 2, 4, 6], [1, 3, 5, 7], 0, span_candidates=["A", "B", "C", "D"],
+                           triplet_candidates=["r0", "r1"])
     rng = np.random.default_rng(0)
     n = 4000
     firsts = [augment_triplet(lw, rng, 2, 0.0, 1.0, span_nme=True)[1][0] for _ in range(n)]
@@ -322,10 +322,10 @@ def test_aida_splits_take_the_retriever_top_k_and_cache_them(tmp_path, monkeypat
     retriever.build_index(aida_kb(), progress=None)
     windows = list(windowing.labelled_windows(read("testb"), 32, 16, use_dataset_words=True))[: len(first["test"])]
     expected = retriever.retrieve([w["text"] for w in windows], 5, [w["doc_topic"] for w in windows])
-    assert [lw.window.span_candidates for lw in first["test"]] == [[d.document.text for d in r] for r in expected]
+    assert [lw.span_candidates for lw in first["test"]] == [[d.document.text for d in r] for r in expected]
     assert [lw.labels for lw in first["test"]][:3] == [
         [tuple(lab) for lab in w["window_labels"]] for w in windows[:3]]
     config.retriever = ""  # the cache alone is enough now
     again = aida_splits(config)
     for split in ("train", "dev", "test"):
-        assert [(lw.window, lw.labels) for lw in again[split]] == [(lw.window, lw.labels) for lw in first[split]]
+        assert again[split] == first[split]

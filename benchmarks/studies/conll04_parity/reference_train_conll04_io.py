@@ -30,7 +30,6 @@ from tokenizers import Tokenizer
 
 from relik_jax.data import corpora as datasets
 from relik_jax.data import jsonl
-from relik_jax.data.windowing import LabelledWindow
 from relik_jax.engine.buckets import Buckets
 from relik_jax.evaluation.metrics import re_matching
 from relik_jax.evaluation.reader_eval import THRESHOLDS
@@ -38,6 +37,7 @@ from relik_jax.reader.inputs import TokenizerInfo
 from relik_jax.reader.model import ReaderConfig
 from relik_jax.retriever.encoder import resolve_encoder
 from relik_jax.text.tokenization import load_tokenizer
+from relik_jax.text.windows import Window
 from relik_jax.training.reader_batching import train_batch_plan, train_batches
 from relik_jax.training.reader_data import document_windows, load_splits
 from relik_jax.training.reader_examples import Example, triplet_example
@@ -92,7 +92,7 @@ def export(out: Path, n_check: int) -> None:
     cfg, tokenizer, info = our_setup(config)
     check = []
     for w in windows["dev"][:n_check]:
-        ex = triplet_example(LabelledWindow.from_dict(w), tokenizer, info, input_config(cfg, config))
+        ex = triplet_example(Window.from_dict(w), tokenizer, info, input_config(cfg, config))
         if ex is None:
             continue
         check.append({"doc_id": w["doc_id"], "window_id": w["window_id"], "input_ids": ex.input_ids.tolist(),
@@ -105,7 +105,7 @@ def export(out: Path, n_check: int) -> None:
     jsonl.write_jsonl(check, out / "our_dev_rows.jsonl")
     # our training stream's batch statistics (the reference script plans its batches with the same rule)
     buckets = Buckets(seq_lens=tuple(config.seq_lens), token_budget=config.token_batch_size, max_rows=config.max_rows)
-    lws = [LabelledWindow.from_dict(w) for w in windows["train"]]
+    lws = [Window.from_dict(w) for w in windows["train"]]
     stream = train_batches(lws, cfg, config, tokenizer, info, buckets)
     rows, tokens, padded = [], [], []
     for _ in range(config.num_steps):
@@ -217,8 +217,8 @@ def perturb(out: Path, source: str, eps: float, seed: int) -> None:
 
 
 def _gold(windows: list[dict]) -> list[list[tuple]]:
-    lws = [LabelledWindow.from_dict(w) for w in windows]
-    return [[(tuple(s), r, tuple(o)) for s, r, o in lw.triplets] for lw in lws]
+    lws = [Window.from_dict(w) for w in windows]
+    return [[(tuple(s), r, tuple(o)) for s, r, o in lw.triplet_labels or []] for lw in lws]
 
 
 def _pred(rows: list[dict]) -> list[list[tuple]]:
