@@ -6,7 +6,7 @@ malformed requests (a fixed catalogue of broken inputs, each with the HTTP statu
 with
 well-formed documents (some with characters outside the BMP) whose answers are checked exactly. Prints the
 counts
-(and writes them as JSON with --json). Used by tests/test_nif_service.py with the acceptance sizes.
+(and writes them as JSON with --json). Used by tests/evaluation/test_nif_service.py with the acceptance sizes.
 
     PYTHONPATH=$PWD python benchmarks/nif_service_load.py --malformed 1000 --clients 50 --docs-per-client 10
 """

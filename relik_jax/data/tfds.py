@@ -100,7 +100,7 @@ def window_config(window_size: int | None, window_stride: int | None = None, use
                   builder_cls: type | None = None) -> WindowConfig:
     """The WindowConfig of a windowing (the builder's own instance when it has one of that name; tfds refuses a
     second object with a registered name)."""
-    size = window_size or None  # 0 / None: one window per document (as reader_training's config)
+    size = window_size or None  # 0 / None: one window per document (as the reader training config)
     stride = (window_stride or size) if size else None
     name = window_config_name(size, stride, use_dataset_words)
     for cfg in getattr(builder_cls, "BUILDER_CONFIGS", []) or []:
@@ -231,7 +231,7 @@ class RelikNyt(_WindowsBuilder):
 
 class RelikRebel(_WindowsBuilder):
     """REBEL sample closed-IE windows (mentions labelled with Wikidata QIDs, triplets with property labels);
-    train / dev / test = the first 80% / next 10% / last 10% of the documents (reader_training's split)."""
+    train / dev / test = the first 80% / next 10% / last 10% of the documents (relik_jax.data.corpora.rebel_splits)."""
 
     name = "relik_rebel"
     DATA_FOLDER = "rebel-sample"
@@ -313,7 +313,7 @@ class WindowSource(Sequence):
     """Random access to the window rows of one prepared split (`as_data_source`), in the in-memory order.
 
     `source[i]` is the §4.3 dict `datasets.labelled_windows` yields for window i (what
-    `reader_training.LabelledWindow.from_dict` takes); `metadata` is the split's entry of `info.metadata`."""
+    `relik_jax.text.windows.Window.from_dict` takes); `metadata` is the split's entry of `info.metadata`."""
 
     def __init__(self, data_source: Any, metadata: dict[str, Any], name: str = "") -> None:
         self.data_source = data_source
@@ -354,7 +354,7 @@ def window_source(dataset: str, split: str, data_dir: str | Path | None = None,
         raise FileNotFoundError(
             f"{builder.name}/{builder.builder_config.name} is not prepared in {builder.data_dir}: run "
             f"`python -m relik_jax.data.tfds {dataset} --data_dir {Path(builder.data_dir).parents[2]}"
-            + _cli_window_args(builder.builder_config) + "` (or tfds_builders.prepare)")
+            + _cli_window_args(builder.builder_config) + "` (or relik_jax.data.tfds.prepare)")
     splits = builder.info.metadata.get("splits", {})
     if split not in builder.info.splits:
         raise ValueError(f"{builder.name}: no split {split!r} (prepared splits: {sorted(builder.info.splits)})")
@@ -372,7 +372,7 @@ def _cli_window_args(cfg: Any) -> str:
 
 
 def training_windows(config: Any, prepare_missing: bool = True) -> tuple[dict[str, list[dict]], dict[str, dict]]:
-    """Window rows and split metadata for `reader_training.load_splits` with `config.data_format == "tfds"`:
+    """Window rows and split metadata for `relik_jax.training.reader_data.load_splits` with `config.data_format == "tfds"`:
     ({"train" | "dev" | "test": rows}, {same: metadata}) from `config.tfds_data_dir`, with the windowing of
     `config.window_size` / `window_stride` / `use_dataset_words` and the dataset's `<s>_split` names (as the jsonl
     path). Missing data is prepared first from the shared data folder (`prepare_missing`)."""

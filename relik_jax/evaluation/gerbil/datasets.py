@@ -4,7 +4,7 @@ Every loader returns a `GerbilDataset`: NIF documents (offsets in UTF-16 code un
 dataset-level `owl:sameAs` links (OKE), the URI style the annotator should answer with (GERBIL/SpEL
 convention:
 Wikipedia URLs for AIDA and MSNBC, DBpedia resources otherwise; the scorer bridges both anyway) and raw counts
-from the source files (checked against each SOURCE.md by tests/test_gerbil_datasets.py).
+from the source files (checked against each SOURCE.md by tests/evaluation/test_gerbil_datasets.py).
 """
 
 from __future__ import annotations
