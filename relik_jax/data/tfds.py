@@ -372,7 +372,8 @@ def _cli_window_args(cfg: Any) -> str:
 
 
 def training_windows(config: Any, prepare_missing: bool = True) -> tuple[dict[str, list[dict]], dict[str, dict]]:
-    """Window rows and split metadata for `relik_jax.training.reader_data.load_splits` with `config.data_format == "tfds"`:
+    """Window rows and split metadata for `relik_jax.training.reader_data.load_splits` with
+    `config.data_format == "tfds"`:
     ({"train" | "dev" | "test": rows}, {same: metadata}) from `config.tfds_data_dir`, with the windowing of
     `config.window_size` / `window_stride` / `use_dataset_words` and the dataset's `<s>_split` names (as the jsonl
     path). Missing data is prepared first from the shared data folder (`prepare_missing`)."""

@@ -7,7 +7,10 @@
 Documents stream through in chunks of windows (`chunk_windows`), so a corpus or a single very long document is
 annotated with memory bounded by the chunk, not by the input: per document only the merged predictions (and,
 unless `keep_candidates=False`, references to the retrieved candidates) are kept until it is complete.
-Windows are processed in document order (the reference does not sort at inference either).
+Windows are processed in document order (the reference does not sort at inference either). A background thread
+prepares chunk n+1 on the host (words, windows, retrieval, reader rows) while chunk n runs on the device, and the
+reader keeps its next batch queued on the device while the host reads back the current one
+(`relik_jax.engine.executor`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from relik_jax.engine.executor import prefetch
 from relik_jax.inference.merge import DocumentMerge
 from relik_jax.inference.outputs import RelikOutput
 from relik_jax.labels import NME
@@ -41,6 +45,7 @@ class RelikConfig:
     metadata_fields: tuple[str, ...] = ()  # reader candidate text = document text + these metadata values
     use_doc_topic: bool = False
     chunk_windows: int = 1024
+    prefetch_chunks: int = 1  # chunks prepared on the host ahead of the device (0: no background thread)
     use_nme: bool | None = None  # reader: None -> the reader's default (EL True; RE/cIE from the checkpoint config)
     relation_threshold: float | None = None  # reader: None -> the checkpoint's `threshold`
 
@@ -144,19 +149,23 @@ class Relik:
         `progress`: a callable advanced by the number of windows processed (e.g. from rich.progress).
         """
         top_k = top_k or self.config.top_k
-        pending: list[tuple[DocumentMerge, Window]] = []
-        open_docs: list[DocumentMerge] = []
-
-        def flush() -> Iterator[RelikOutput]:
-            if pending:
-                self._process(pending, top_k)
+        chunks = self._chunks(texts, candidates, is_split_into_words, return_windows, keep_candidates)
+        # Host work for chunk n+1 (words, windows, retrieval, rows) runs in a background thread while chunk n is on
+        # the device; one chunk ahead bounds the memory.
+        for chunk in prefetch((self._prepare(c, top_k) for c in chunks), depth=self.config.prefetch_chunks):
+            if chunk.windows:
+                self._finish(chunk)
                 if progress is not None:
-                    progress(len(pending))
-                pending.clear()
-            # every document except the last opened one is complete once its windows are processed
-            while len(open_docs) > 1:
-                yield open_docs.pop(0).output()
+                    progress(len(chunk.windows))
+            for merge in chunk.done:
+                yield merge.output()
 
+    def _chunks(self, texts: Iterable[str | list[str]], candidates: Any, is_split_into_words: bool,
+                return_windows: bool, keep_candidates: bool) -> Iterator[Chunk]:
+        """Documents -> windows, cut into chunks of `chunk_windows`; each chunk lists the documents it completes."""
+        pending: list[tuple[DocumentMerge, Window]] = []
+        done: list[DocumentMerge] = []
+        current: DocumentMerge | None = None
         for doc_index, text in enumerate(texts):
             if isinstance(text, list):
                 text, split = " ".join(text), True
@@ -164,21 +173,21 @@ class Relik:
                 split = is_split_into_words
             if not isinstance(text, str):
                 raise TypeError(f"document {doc_index}: expected str or list of words, got {type(text).__name__}")
+            if current is not None:
+                done.append(current)
             words = tokenize(text, is_split_into_words=split)
-            state = DocumentMerge(doc_index, text, [w.text for w in words], keep_windows=return_windows,
-                                  keep_candidates=keep_candidates)
-            open_docs.append(state)
+            current = DocumentMerge(doc_index, text, [w.text for w in words], keep_windows=return_windows,
+                                    keep_candidates=keep_candidates)
             doc_cands = self._doc_candidates(candidates, doc_index)
             for window in self.splitter.split_document(text, doc_index, words):
                 window.span_candidates = doc_cands.get(SPAN)
                 window.triplet_candidates = doc_cands.get(TRIPLET)
-                pending.append((state, window))
+                pending.append((current, window))
                 if len(pending) >= self.config.chunk_windows:
-                    yield from flush()
+                    yield Chunk(pending, done)
+                    pending, done = [], []
         # A blank document has no window: it still gets an (empty) output, in input order.
-        yield from flush()
-        while open_docs:
-            yield open_docs.pop(0).output()
+        yield Chunk(pending, done + ([current] if current is not None else []))
 
     # ------------------------------------------------------------------------------------------- internals
     def _doc_candidates(self, candidates: Any, doc_index: int) -> dict[str, list[str] | None]:
@@ -205,9 +214,9 @@ class Relik:
             text += "".join(str(meta.get(f, "")) for f in self.config.metadata_fields)
         return text
 
-    def _process(self, pending: list[tuple[DocumentMerge, Window]], top_k: int) -> None:
-        windows = [w for _, w in pending]
-        retrieved: dict[str, list[Any]] = {}
+    def _prepare(self, chunk: Chunk, top_k: int) -> Chunk:
+        """Host side of a chunk: candidates retrieved where none were given, reader rows built."""
+        windows = chunk.windows
         for task in self._tasks():
             need = [i for i, w in enumerate(windows)
                     if (w.span_candidates if task == SPAN else w.triplet_candidates) is None]
@@ -219,14 +228,20 @@ class Relik:
             topics = [windows[i].doc_topic for i in need] if self.config.use_doc_topic else None
             docs = retriever.retrieve([windows[i].text for i in need], k=top_k, doc_topics=topics)
             for i, ds in zip(need, docs, strict=True):
-                retrieved.setdefault(task, [None] * len(windows))[i] = ds
+                chunk.retrieved.setdefault(task, [None] * len(windows))[i] = ds
                 texts = [self._candidate_text(d) for d in ds]
                 if task == SPAN:
                     windows[i].span_candidates = texts
                 else:
                     windows[i].triplet_candidates = texts
-        predictions = self.reader.read(windows)
-        for k, ((merge, window), pred) in enumerate(zip(pending, predictions, strict=True)):
+        chunk.rows = self.reader.rows(windows) if windows else []
+        return chunk
+
+    def _finish(self, chunk: Chunk) -> None:
+        """Device side of a chunk, then decoding and merging into its documents."""
+        windows, retrieved = chunk.windows, chunk.retrieved
+        predictions = self.reader.decode(len(windows), chunk.rows, self.reader.forward(chunk.rows))
+        for k, ((merge, window), pred) in enumerate(zip(chunk.pending, predictions, strict=True)):
             window.predicted_spans = [(int(s), int(e), str(t)) for s, e, t in pred.spans]
             if isinstance(pred, SpanWindowPrediction):
                 window.predicted_span_probs = dict(pred.span_probabilities)
@@ -235,3 +250,17 @@ class Relik:
             # the output reports the retrieved passages (with their scores), not just their texts
             merge.add(window, span_candidates=retrieved[SPAN][k] if SPAN in retrieved else None,
                       triplet_candidates=retrieved[TRIPLET][k] if TRIPLET in retrieved else None)
+
+
+@dataclasses.dataclass
+class Chunk:
+    """Up to `chunk_windows` windows on their way through the pipeline, and the documents they complete."""
+
+    pending: list[tuple[DocumentMerge, Window]]  # (its document's merge, window), in document order
+    done: list[DocumentMerge]  # documents whose every window is in this chunk or an earlier one
+    rows: list[Any] = dataclasses.field(default_factory=list)
+    retrieved: dict[str, list[Any]] = dataclasses.field(default_factory=dict)
+
+    @property
+    def windows(self) -> list[Window]:
+        return [w for _, w in self.pending]

@@ -17,7 +17,7 @@ init, forward, losses in training mode with labels), the training rows and label
 `other_lr_params` second learning rate for the fresh heads) and prediction (`read(..., relation_threshold=t)`,
 char annotations). What matches our run instead of the reference's Lightning/hydra trainer (a plain torch loop):
 the batch plan (rows grouped by length bucket 64/128/256/512, 1024 // L rows up to 16, as
-`relik_jax.training.reader_batching.plan_epoch`), the schedule (linear warmup 40 + linear decay over 500 steps, as ours, instead of the
+`reader_batching.plan_epoch`), the schedule (linear warmup 40 + linear decay over 500 steps, as ours, instead of the
 class's cosine-with-restarts), gradient clipping at 1.0, AdamW without weight decay on biases and every LayerNorm
 weight (ours: bias / scale / LayerNorm), dev evaluation at steps 250 and 500 keeping the better state, then the dev
 relation-threshold grid.

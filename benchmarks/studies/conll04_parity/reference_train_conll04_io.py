@@ -10,7 +10,7 @@ reference-package CoNLL04 training run that must be identical on both sides.
             sides then train the same model (the reference's initial weights, no dropout) on the same batches.
     score:  micro-F1 (boundaries / strict, `relik_jax.evaluation.metrics.re_matching`) of the reference's char-level
             predictions per relation threshold; dev-optimal threshold (ties: the larger one, as
-            `relik_jax.training.reader_train.train_reader`), then test with it. Writes results/reference_train_conll04.json.
+            `reader_train.train_reader`), then test with it. Writes results/reference_train_conll04.json.
 
     B=benchmarks/studies/conll04_parity
     PYTHONPATH=$PWD .venv/bin/python $B/reference_train_conll04_io.py export --out DIR
@@ -75,7 +75,7 @@ def our_setup(config) -> tuple[ReaderConfig, Tokenizer, TokenizerInfo]:  # noqa:
 def export(out: Path, n_check: int) -> None:
     config = our_config()
     raw = {s: list(datasets.read_conll04(s)) for s in SPLITS}
-    # as relik_jax.training.reader_data.load_splits: relations over all splits, entity types over train mentions (sorted)
+    # as training.reader_data.load_splits: relations over all splits, entity types over train mentions (sorted)
     relations = sorted({t.relation for docs in raw.values() for d in docs for t in d.triplets})
     types = sorted({m.label for d in raw["train"] for m in d.mentions})
     out.mkdir(parents=True, exist_ok=True)
