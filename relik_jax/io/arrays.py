@@ -18,9 +18,13 @@ import numpy as np
 CHUNK_ELEMENTS = 1 << 25
 
 
-def open_npy(path: str | Path) -> np.ndarray:
-    """A `.npy` file as a read-only memory map (nothing is read until used)."""
-    return np.load(path, mmap_mode="r", allow_pickle=False)
+def open_npy(path: str | Path, dtype: np.dtype | None = None) -> np.ndarray:
+    """A `.npy` file as a read-only memory map (nothing is read until used).
+
+    dtype: reinterpret the stored items (`.npy` headers cannot name ml_dtypes' bfloat16: np.save writes it as
+    2-byte void, which this views back as `dtype`)."""
+    array = np.load(path, mmap_mode="r", allow_pickle=False)
+    return array if dtype is None or array.dtype == dtype else array.view(dtype)
 
 
 def map_array(path: str | Path, dtype: np.dtype, shape: tuple[int, ...], offset: int) -> np.ndarray:
@@ -87,6 +91,7 @@ def create_npy(path: str | Path, shape: tuple[int, ...], dtype: np.dtype | str) 
     return np.lib.format.open_memmap(path, mode="w+", dtype=np.dtype(dtype), shape=shape)
 
 
-def open_npy_for_update(path: str | Path) -> np.ndarray:
-    """An existing `.npy` file mapped read-write (resume a partly written array)."""
-    return np.load(path, mmap_mode="r+", allow_pickle=False)
+def open_npy_for_update(path: str | Path, dtype: np.dtype | None = None) -> np.ndarray:
+    """An existing `.npy` file mapped read-write (resume a partly written array); dtype as in `open_npy`."""
+    array = np.load(path, mmap_mode="r+", allow_pickle=False)
+    return array if dtype is None or array.dtype == dtype else array.view(dtype)

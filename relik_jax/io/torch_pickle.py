@@ -167,7 +167,7 @@ def load(path: str | Path, mmap: bool = False) -> Any:
             return _Unpickler(io.BytesIO(f.read()), archive, prefix, path if mmap else None).load()
 
 
-_DTYPE_TO_STORAGE = {np.dtype(v): k for k, v in _STORAGE_DTYPES.items() if v != "bfloat16"}
+_DTYPE_TO_STORAGE = {_np_dtype(v): k for k, v in _STORAGE_DTYPES.items()}
 
 
 class _Pickler(

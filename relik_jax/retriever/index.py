@@ -36,6 +36,7 @@ import yaml
 
 from relik_jax.io import arrays, torch_pickle
 from relik_jax.retriever.search import (
+    NUMPY_DTYPES,
     ExactSearcher,
     ScannParams,
     ScannSearcher,
@@ -76,9 +77,13 @@ def _same_file(a: Path, b: Path) -> bool:
     return a.exists() and b.exists() and os.path.samefile(a, b)
 
 
-def _map_embeddings(path: Path) -> np.ndarray:
-    """The vectors file of an index folder as a read-only memory map (`.npy` or a torch zip `.pt`)."""
-    embeddings = arrays.open_npy(path) if path.suffix == ".npy" else torch_pickle.load(path, mmap=True)
+def _map_embeddings(path: Path, dtype: str | None = None) -> np.ndarray:
+    """The vectors file of an index folder as a read-only memory map (`.npy` or a torch zip `.pt`); `dtype`
+    names the stored dtype of a `.npy` (needed for bfloat16, which `.npy` headers cannot name)."""
+    if path.suffix == ".npy":
+        embeddings = arrays.open_npy(path, NUMPY_DTYPES.get(dtype) if dtype else None)
+    else:
+        embeddings = torch_pickle.load(path, mmap=True)
     if not isinstance(embeddings, np.ndarray) or embeddings.ndim != 2:
         raise ValueError(f"{path}: expected a single [N, d] tensor, got {type(embeddings).__name__}")
     return embeddings
@@ -212,6 +217,7 @@ class DocumentIndex:
             "num_documents": len(self.documents),
             "dim": self.dim,
             "embeddings": embeddings_file,
+            "embeddings_dtype": str(self.embeddings.dtype),
         }
 
     def save(self, folder: str | Path) -> None:
@@ -251,7 +257,8 @@ class DocumentIndex:
         settings = json.loads(config_path.read_text())
         if settings.get("format") != INDEX_FORMAT:
             raise ValueError(f"{config_path}: not a {INDEX_FORMAT} folder (format={settings.get('format')!r})")
-        embeddings = _map_embeddings(folder / settings.get("embeddings", "embeddings.npy"))
+        embeddings_file = folder / settings.get("embeddings", "embeddings.npy")
+        embeddings = _map_embeddings(embeddings_file, settings.get("embeddings_dtype"))
         documents = DocumentStore(folder / "documents.jsonl", skip_metadata=skip_metadata)
         kwargs: dict[str, Any] = dict(
             metadata_fields=settings["metadata_fields"],

@@ -29,6 +29,8 @@ from relik_jax.extras import missing_extra
 from relik_jax.io import arrays
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+NUMPY_DTYPES = {"float32": np.dtype(np.float32), "bfloat16": np.dtype(ml_dtypes.bfloat16),
+                "float16": np.dtype(np.float16)}
 ALIASES = {"fp32": "float32", "f32": "float32", "fp16": "float16", "f16": "float16", "half": "float16",
            "bf16": "bfloat16", "float": "float32"}
 QUERY_BLOCK = 512  # queries scored together: scores take QUERY_BLOCK × chunk floats (128 MB at chunk 65536)
