@@ -119,7 +119,8 @@ PROBE = textwrap.dedent("""
     import numpy as np
     from relik_jax.retriever.index import Document, DocumentIndex
     index = DocumentIndex([Document("a", 0), Document("b", 1)], np.eye(2, dtype=np.float32))
-    results["exact search"] = "ok" if index.search(np.eye(2, dtype=np.float32), 1)[1].ravel().tolist() == [0, 1] else "bad"
+    rows = index.search(np.eye(2, dtype=np.float32), 1)[1].ravel().tolist()
+    results["exact search"] = "ok" if rows == [0, 1] else f"bad: {rows}"
     try:
         index.with_backend("scann").search(np.eye(2, dtype=np.float32), 1)
         results["scann backend"] = "imported scann"
@@ -160,7 +161,7 @@ def _imports(tree: ast.Module) -> set[str]:
 def test_every_third_party_import_is_declared():
     project = _pyproject()
     declared = {_norm(Requirement(r).name) for r in project["dependencies"]}
-    for extra, reqs in project["optional-dependencies"].items():
+    for reqs in project["optional-dependencies"].values():
         declared |= {_norm(Requirement(r).name) for r in reqs if _norm(Requirement(r).name) != "relik-jax"}
     providers = metadata.packages_distributions()
     undeclared = {}
