@@ -114,14 +114,12 @@ class DocumentStore(Sequence[Document]):
         self.path = Path(path)
         self.skip_metadata = skip_metadata
         self.offsets = line_offsets(self.path) if offsets is None else np.asarray(offsets, np.int64)
-        self._fd: int | None = None
+        self._fd = os.open(self.path, os.O_RDONLY)  # pread: no shared file position, safe across threads
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
     def _read(self, row: int) -> dict:
-        if self._fd is None:
-            self._fd = os.open(self.path, os.O_RDONLY)
         begin, end = int(self.offsets[row]), int(self.offsets[row + 1])
         return json.loads(os.pread(self._fd, end - begin, begin))
 
@@ -163,8 +161,12 @@ class DocumentStore(Sequence[Document]):
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        state["_fd"] = None  # file descriptors do not cross processes
+        del state["_fd"]  # file descriptors do not cross processes: reopened on the other side
         return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._fd = os.open(self.path, os.O_RDONLY)
 
     def __del__(self) -> None:
         if getattr(self, "_fd", None) is not None:
