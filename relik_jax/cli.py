@@ -1,4 +1,4 @@
-"""`relik-jax` command line: annotate, add-candidates, convert, serve."""
+"""`relik-jax` command line: annotate, add-candidates, convert, index build, serve."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from relik_jax.data.jsonl import read_jsonl, write_jsonl
 from relik_jax.evaluation.gerbil import service as nif_service
 from relik_jax.inference.pipeline import Relik, RelikConfig
 from relik_jax.reader.convert import load_reference_reader, save_reader
+from relik_jax.retriever.build import build_index
 from relik_jax.retriever.encoder import Retriever, load_encoder, save_encoder
 from relik_jax.retriever.encoder import add_candidates as add
 from relik_jax.retriever.index import DocumentIndex
@@ -95,7 +96,7 @@ def convert(args: argparse.Namespace) -> None:
         config, encoder = load_encoder(args.source)
         save_encoder(encoder, config, args.destination, tokenizer_folder=args.source)
     elif args.kind == "index":
-
+        # File to file: vectors memory-mapped and streamed, documents copied; no searcher is built.
         DocumentIndex.from_reference(args.source).save(args.destination)
     elif args.kind == "pipeline":
 
@@ -109,6 +110,14 @@ def convert(args: argparse.Namespace) -> None:
                                                      window_size=args.window_size, window_stride=args.window_stride),
                        **folders)
     print(f"wrote {args.destination}")
+
+
+def index(args: argparse.Namespace) -> None:
+    if args.action == "build":
+        build_index(args.encoder, args.documents, args.out, dtype=args.dtype, backend=args.backend,
+                    batch_size=args.batch_size, passage_max_length=args.passage_max_length,
+                    metadata_fields=args.metadata_fields, separator=args.separator, chunk_rows=args.chunk_rows,
+                    progress=sys.stderr.isatty())
 
 
 def serve(args: argparse.Namespace) -> None:
@@ -160,6 +169,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     c.add_argument("--window-size", type=int)
     c.add_argument("--window-stride", type=int)
     c.set_defaults(fn=convert)
+
+    i = sub.add_parser("index", help="document indexes: build one from a KB file")
+    isub = i.add_subparsers(dest="action", required=True)
+    b = isub.add_parser("build", help="encode a KB (documents.jsonl) into an index folder; resumable (re-run the "
+                                      "same command after an interruption), loads in relik 1.0.7 too")
+    b.add_argument("--encoder", required=True, help="retriever encoder folder, or all-MiniLM-L6-v2")
+    b.add_argument("--documents", required=True, help='KB JSONL, one {"text", "id", "metadata"} per line')
+    b.add_argument("--out", required=True, help="index folder to write")
+    b.add_argument("--dtype", default="fp16", choices=["fp16", "bf16", "fp32"], help="stored vectors (default fp16)")
+    b.add_argument("--backend", default="exact", choices=["exact", "scann"])
+    b.add_argument("--batch-size", type=int, default=512, help="passages per encoder batch")
+    b.add_argument("--passage-max-length", type=int, default=64)
+    b.add_argument("--metadata-fields", nargs="*", default=[], help="metadata appended to the text (e.g. definition)")
+    b.add_argument("--separator", default=" <def> ")
+    b.add_argument("--chunk-rows", type=int, default=4096, help="passages encoded between two checkpoints")
+    b.set_defaults(fn=index)
 
     s = sub.add_parser("serve", help="NIF web service for GERBIL (A2KB)")
     s.add_argument("--nif", action="store_true", required=True, help="serve NIF over HTTP (the only protocol)")

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "relik_jax"
 # Lower numbers are lower layers; a module may import its own subpackage or any lower layer, never a peer or a
 # higher one. `retriever` and `reader` are peers (the pipeline joins them); so are `evaluation` and nothing else.
 LAYERS = {
-    "paths": 0, "labels": 0, "io": 0,
+    "paths": 0, "labels": 0, "io": 0, "extras": 0,
     "text": 1,
     "models": 2,
     "engine": 3,

@@ -1,323 +1,100 @@
 """Document index: passages, their vectors and top-k search (exact on the accelerator, or ScaNN).
 
-One interface, `DocumentIndex`, over two search backends:
-- `ExactSearcher`: embeddings live on the accelerator (fp32/bf16/fp16); queries are scored by a chunked
-  matmul merged with `jax.lax.top_k`, so memory stays bounded for multi-million-row indexes. With several
-  local devices the rows are sharded over them (`jax.shard_map`): each device keeps its own top-k and the
-  k·n_devices candidates are merged once more. Scores = reference `InMemoryDocumentIndex.search` (raw dot).
-- `ScannSearcher`: ScaNN tree + asymmetric hashing + exact re-ranking (dot product), for CPU serving.
+`DocumentIndex` joins three parts, each in its own module:
+- documents (`relik_jax.retriever.store`): a list, or a `DocumentStore` that reads `documents.jsonl` lazily;
+- vectors [N, d] on the host: for a loaded index a read-only memory map of the file (no RAM until used);
+- a search backend (`relik_jax.retriever.search`): "exact" (the vectors on the accelerator in the index dtype:
+  the stored one unless `dtype` says otherwise, so the published fp16 indexes stay fp16) or "scann". It is built
+  on the first search, so loading, converting and saving an index never touch the accelerator.
 
 Documents follow the reference: `{"text", "id", "metadata"}`; the passage that gets embedded is
 `text + separator + metadata[field]` for each of `metadata_fields` (reference separator `" <def> "`); the
 reader only sees `text`. Queries wider than the index are truncated to its width (Matryoshka, reference §3.2).
 
 Folders:
-- ours (`save`/`load`): `index.json` (settings), `documents.jsonl`, `embeddings.npy` (+ `scann/` for ScaNN,
-  so a loaded index answers exactly as the saved one without re-training);
+- ours (`save`/`load`): `index.json` (settings; `"embeddings"` names the vectors file), `documents.jsonl`,
+  `embeddings.npy` (+ `scann/` for ScaNN, so a loaded index answers exactly as the saved one without
+  re-training). `index.json` may instead point at a reference `embeddings.pt`: then the folder is also a
+  reference folder (what `relik-jax index build` writes);
 - reference (`from_reference`/`to_reference`): `config.yaml`, `documents.jsonl`, `embeddings.pt` (torch
-  zip, fp16 on the hub) read and written without torch by `relik_jax.io.torch_pickle`.
+  zip, fp16 on the hub) read (memory-mapped) and written (streamed) without torch by `relik_jax.io.torch_pickle`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
-from collections.abc import Iterable, Sequence
+import os
+import shutil
+import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import yaml
 
-from relik_jax.engine.buckets import pow2_at_least
-from relik_jax.io import torch_pickle
+from relik_jax.io import arrays, torch_pickle
+from relik_jax.retriever.search import (
+    NUMPY_DTYPES,
+    ExactSearcher,
+    ScannParams,
+    ScannSearcher,
+    resolve_dtype,
+)
+from relik_jax.retriever.store import (
+    DEFAULT_SEPARATOR,
+    Document,
+    DocumentStore,
+    RetrievedDocument,
+    passage_text,
+    read_documents,
+    write_documents,
+)
 
-DEFAULT_SEPARATOR = " <def> "
+__all__ = [  # the index API (store and search names re-exported: they were defined here before the split)
+    "DEFAULT_SEPARATOR", "INDEX_FORMAT", "REFERENCE_TARGET", "Document", "DocumentIndex", "DocumentStore",
+    "ExactSearcher", "RetrievedDocument", "ScannParams", "ScannSearcher", "load_index", "passage_text",
+    "read_documents", "reference_config", "write_documents",
+]
+
 REFERENCE_TARGET = "relik.retriever.indexers.inmemory.InMemoryDocumentIndex"
 INDEX_FORMAT = "relik-jax-index"
-_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
 
-@dataclasses.dataclass(frozen=True)
-class Document:
-    """One KB entry (entity title or relation name) as in the reference `Document`."""
-
-    text: str
-    id: Any
-    metadata: dict = dataclasses.field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return {"text": self.text, "id": self.id, "metadata": self.metadata}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Document:
-        if "text" not in d:
-            raise ValueError(f"document without a 'text' field: {d!r}")
-        return cls(text=d["text"], id=d.get("id"), metadata=d.get("metadata") or {})
+def reference_config(metadata_fields: Sequence[str], separator: str | None, name_or_path: str | None) -> str:
+    """The reference's `config.yaml` of an index folder."""
+    config = {
+        "_target_": REFERENCE_TARGET,
+        "metadata_fields": list(metadata_fields),
+        "separator": separator,
+        "name_or_path": name_or_path,
+    }
+    return yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
 
 
-@dataclasses.dataclass(frozen=True)
-class RetrievedDocument:
-    document: Document
-    score: float
-    row: int
+def _same_file(a: Path, b: Path) -> bool:
+    return a.exists() and b.exists() and os.path.samefile(a, b)
 
 
-def passage_text(document: Document, metadata_fields: Sequence[str], separator: str | None) -> str:
-    """Text embedded for `document` (reference `get_passage_from_document`)."""
-    passage = document.text
-    for field in metadata_fields:
-        if field not in document.metadata:
-            raise KeyError(f"document {document.id!r} has no metadata field {field!r} (has {list(document.metadata)})")
-        passage += f"{separator}{document.metadata[field]}"
-    return passage
-
-
-def read_documents(path: str | Path) -> list[Document]:
-    """Read a `documents.jsonl` (one `{"text","id","metadata"}` per line)."""
-    with open(path, encoding="utf-8") as f:
-        return [Document.from_dict(json.loads(line)) for line in f if line.strip()]
-
-
-def write_documents(documents: Iterable[Document], path: str | Path) -> None:
-    """Write `documents.jsonl` byte-compatibly with the reference (`json.dumps(doc.to_dict())` per line)."""
-    with open(path, "w", encoding="utf-8") as f:
-        for doc in documents:
-            f.write(json.dumps(doc.to_dict()) + "\n")
-
-
-def _check_queries(queries: np.ndarray | jax.Array, dim: int) -> np.ndarray | jax.Array:
-    if queries.ndim != 2:
-        raise ValueError(f"queries must be [num_queries, dim], got shape {tuple(queries.shape)}")
-    if queries.shape[-1] < dim:
-        raise ValueError(f"queries have dim {queries.shape[-1]} but the index has dim {dim}")
-    # Matryoshka indexes store a prefix of the query space: keep the first `dim` components (reference §3.2).
-    return queries[:, :dim] if queries.shape[-1] > dim else queries
-
-
-# -------------------- exact search
-
-
-def _local_top_k(
-    emb: jax.Array, queries: jax.Array, n_valid: jax.Array, row_offset: jax.Array, k: int, chunk: int
-) -> tuple[jax.Array, jax.Array]:
-    """Top-k of `queries @ emb.T` over `emb` [n, d] (n a multiple of `chunk`) → scores [Q,k] f32, rows [Q,k]
-    i32.
-
-    Rows ≥ `n_valid` (padding) never win. Ties keep the lower row first (lax.top_k is stable and earlier
-    chunks are
-    concatenated before later ones), as a global top_k would.
-    """
-    n, d = emb.shape
-    q = queries.astype(emb.dtype)  # reference casts the query to the index dtype
-    num_q = q.shape[0]
-
-    def body(carry, xs):
-        best_s, best_i = carry
-        block, start = xs
-        s = jnp.einsum("qd,nd->qn", q, block, preferred_element_type=jnp.float32)
-        rows = start + jnp.arange(chunk, dtype=jnp.int32)
-        s = jnp.where(rows[None, :] < n_valid, s, -jnp.inf)
-        s, pos = jax.lax.top_k(s, min(k, chunk))
-        cat_s = jnp.concatenate([best_s, s], axis=1)
-        cat_i = jnp.concatenate([best_i, rows[pos]], axis=1)
-        top_s, top_pos = jax.lax.top_k(cat_s, k)
-        return (top_s, jnp.take_along_axis(cat_i, top_pos, axis=1)), None
-
-    starts = row_offset + jnp.arange(0, n, chunk, dtype=jnp.int32)
-    init = (jnp.full((num_q, k), -jnp.inf, jnp.float32), jnp.full((num_q, k), -1, jnp.int32))
-    (scores, rows), _ = jax.lax.scan(body, init, (emb.reshape(n // chunk, chunk, d), starts))
-    return scores, rows
-
-
-class ExactSearcher:
-    """Exact maximum-inner-product search on the accelerator.
-
-    embeddings: [N, d]; `dtype` is the on-device storage dtype ("float32", "bfloat16", "float16"); scores are
-    accumulated in float32. `chunk_size` rows are scored at a time (bounds memory at Q·chunk_size floats).
-    """
-
-    def __init__(
-        self,
-        embeddings: np.ndarray,
-        dtype: str = "float32",
-        chunk_size: int = 65536,
-        devices: Sequence[jax.Device] | None = None,
-    ):
-        if embeddings.ndim != 2 or embeddings.shape[0] == 0:
-            raise ValueError(f"embeddings must be a non-empty [N, d] matrix, got shape {embeddings.shape}")
-        if dtype not in _DTYPES:
-            raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
-        self.num_rows, self.dim = embeddings.shape
-        self.dtype = dtype
-        self.devices = list(devices) if devices is not None else jax.local_devices()
-        n_dev = len(self.devices)
-        per_device = math.ceil(self.num_rows / n_dev)
-        # chunk: multiple of 8, no larger than what one device holds.
-        self.chunk = max(8, min(chunk_size, -(-per_device // 8) * 8))
-        per_device = -(-per_device // self.chunk) * self.chunk
-        padded = np.zeros((per_device * n_dev, self.dim), dtype=np.asarray(embeddings).dtype)
-        padded[: self.num_rows] = embeddings
-        host = padded.astype(_DTYPES[dtype])
-        if n_dev == 1:
-            self.embeddings = jax.device_put(host, self.devices[0])
-            self._mesh = None
-        else:
-            self._mesh = jax.sharding.Mesh(np.array(self.devices), ("rows",))
-            sharding = jax.sharding.NamedSharding(self._mesh, jax.sharding.PartitionSpec("rows", None))
-            self.embeddings = jax.device_put(host, sharding)
-        self._per_device = per_device
-        self._fns: dict[int, Any] = {}
-
-    def _search_fn(self, k: int):
-        if k in self._fns:
-            return self._fns[k]
-        chunk, n_valid = self.chunk, self.num_rows
-        if self._mesh is None:
-
-            def fn(emb, q):
-                return _local_top_k(emb, q, jnp.int32(n_valid), jnp.int32(0), k, chunk)
-
-        else:
-            per_device, mesh = self._per_device, self._mesh
-            P = jax.sharding.PartitionSpec
-            k_local = min(k, per_device)
-
-            def local(emb, q):
-                offset = jax.lax.axis_index("rows").astype(jnp.int32) * per_device
-                return _local_top_k(emb, q, jnp.int32(n_valid), offset, k_local, chunk)
-
-            sharded = jax.shard_map(
-                local,
-                mesh=mesh,
-                in_specs=(P("rows", None), P()),
-                out_specs=(P(None, "rows"), P(None, "rows")),
-                check_vma=False,  # the scan carry starts replicated and becomes per-device
-            )
-
-            def fn(emb, q):
-                # [Q, k_local·n_dev] candidates in device (= row) order; a stable top_k keeps lower rows on
-                # ties.
-                s, r = sharded(emb, q)
-                s, pos = jax.lax.top_k(s, k)
-                return s, jnp.take_along_axis(r, pos, axis=1)
-
-        self._fns[k] = jax.jit(fn)
-        return self._fns[k]
-
-    def search_device(self, queries: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
-        """Like `search` but stays on device (no host transfer); queries are not padded to a bucket."""
-        queries = _check_queries(queries, self.dim)
-        return self._search_fn(min(k, self.num_rows))(self.embeddings, queries)
-
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """queries [Q, d'≥d] → (scores [Q, min(k,N)] float32, rows [Q, min(k,N)] int64), best first."""
-        queries = np.asarray(_check_queries(np.asarray(queries), self.dim), dtype=np.float32)
-        num_q = queries.shape[0]
-        padded = np.zeros((pow2_at_least(num_q, 8), self.dim), np.float32)
-        padded[:num_q] = queries
-        scores, rows = self._search_fn(min(k, self.num_rows))(self.embeddings, jnp.asarray(padded))
-        return np.asarray(scores)[:num_q], np.asarray(rows)[:num_q].astype(np.int64)
-
-
-# -------------------- ScaNN
-
-
-@dataclasses.dataclass(frozen=True)
-class ScannParams:
-    """ScaNN settings; `None` fields get defaults from the index size (see `resolve`)."""
-
-    num_leaves: int | None = None  # ≈ 2·sqrt(N)
-    leaves_to_search: int | None = None  # ≈ 15% of the leaves (at least 32): recall@100 ≥ 0.95 on real text
-    reorder: int = 500  # candidates re-scored exactly after asymmetric hashing
-    dims_per_block: int = 2
-    anisotropic_threshold: float = 0.2
-    training_sample_size: int = 100_000
-    brute_force_below: int = 2000  # tiny indexes: no tree, exact brute force inside ScaNN
-
-    def resolve(self, num_rows: int) -> ScannParams:
-        leaves = self.num_leaves or max(2, min(num_rows // 40, int(2 * math.sqrt(num_rows))))
-        search = self.leaves_to_search or min(leaves, max(32, round(leaves * 0.15)))
-        return dataclasses.replace(self, num_leaves=leaves, leaves_to_search=search)
-
-
-class ScannSearcher:
-    """Approximate maximum-inner-product search with ScaNN (CPU). Same `search` contract as
-    `ExactSearcher`."""
-
-    def __init__(
-        self,
-        embeddings: np.ndarray,
-        params: ScannParams | None = None,
-        num_neighbors: int = 100,
-        _searcher: Any = None,
-    ):
-        import scann
-
-        embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
-        if embeddings.ndim != 2 or embeddings.shape[0] == 0:
-            raise ValueError(f"embeddings must be a non-empty [N, d] matrix, got shape {embeddings.shape}")
-        self.num_rows, self.dim = embeddings.shape
-        self.params = (params or ScannParams()).resolve(self.num_rows)
-        self.num_neighbors = num_neighbors
-        if _searcher is not None:
-            self._searcher = _searcher
-            return
-        p = self.params
-        builder = scann.scann_ops_pybind.builder(embeddings, num_neighbors, "dot_product")
-        if self.num_rows < p.brute_force_below:
-            builder = builder.score_brute_force()
-        else:
-            builder = (
-                builder.tree(
-                    num_leaves=p.num_leaves,
-                    num_leaves_to_search=p.leaves_to_search,
-                    training_sample_size=min(p.training_sample_size, self.num_rows),
-                )
-                .score_ah(
-                    p.dims_per_block,
-                    anisotropic_quantization_threshold=p.anisotropic_threshold,
-                    training_sample_size=min(p.training_sample_size, self.num_rows),
-                )
-                .reorder(max(p.reorder, num_neighbors))
-            )
-        self._searcher = builder.build()
-
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        queries = np.ascontiguousarray(_check_queries(np.asarray(queries), self.dim), dtype=np.float32)
-        k = min(k, self.num_rows)
-        kwargs: dict[str, Any] = {"final_num_neighbors": k}
-        if self.num_rows >= self.params.brute_force_below:
-            kwargs["pre_reorder_num_neighbors"] = max(self.params.reorder, k)
-            kwargs["leaves_to_search"] = self.params.leaves_to_search
-        # Large batches use ScaNN's thread pool; small ones are cheaper on the calling thread.
-        search = self._searcher.search_batched_parallel if len(queries) >= 64 else self._searcher.search_batched
-        rows, scores = search(queries, **kwargs)
-        return np.asarray(scores, np.float32), np.asarray(rows, np.int64)
-
-    def serialize(self, folder: str | Path) -> None:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        self._searcher.serialize(str(folder))
-
-    @classmethod
-    def load(cls, folder: str | Path, embeddings: np.ndarray, params: ScannParams, num_neighbors: int) -> ScannSearcher:
-        import scann
-
-        searcher = scann.scann_ops_pybind.load_searcher(str(folder))
-        return cls(embeddings, params, num_neighbors, _searcher=searcher)
-
-
-# -------------------- index
+def _map_embeddings(path: Path, dtype: str | None = None) -> np.ndarray:
+    """The vectors file of an index folder as a read-only memory map (`.npy` or a torch zip `.pt`); `dtype`
+    names the stored dtype of a `.npy` (needed for bfloat16, which `.npy` headers cannot name)."""
+    if path.suffix == ".npy":
+        embeddings = arrays.open_npy(path, NUMPY_DTYPES.get(dtype) if dtype else None)
+    else:
+        embeddings = torch_pickle.load(path, mmap=True)
+    if not isinstance(embeddings, np.ndarray) or embeddings.ndim != 2:
+        raise ValueError(f"{path}: expected a single [N, d] tensor, got {type(embeddings).__name__}")
+    return embeddings
 
 
 class DocumentIndex:
     """Documents + their passage vectors + a search backend ("exact" or "scann").
 
-    embeddings: [N, d] numpy (row i ↔ documents[i]); kept on host in the given dtype (fp16 stays fp16 for
-    export).
+    embeddings: [N, d] host array (row i ↔ documents[i]), kept as given (a memory map stays one; fp16 stays fp16
+    for export). dtype: on-device dtype of the exact backend ("float32" / "bfloat16" / "float16", or fp32 /
+    bf16 / fp16); None = the stored dtype (fp16 files → fp16 on the device, fp32 vectors → fp32).
     """
 
     def __init__(
@@ -327,35 +104,55 @@ class DocumentIndex:
         metadata_fields: Sequence[str] = (),
         separator: str | None = DEFAULT_SEPARATOR,
         backend: str = "exact",
-        dtype: str = "float32",
+        dtype: str | None = None,
         chunk_size: int = 65536,
         scann_params: ScannParams | None = None,
         num_neighbors: int = 100,
         name_or_path: str | None = None,
-        _scann_folder: Path | None = None,
+        scann_folder: Path | None = None,
     ):
-        embeddings = np.asarray(embeddings)
+        """scann_folder: a serialized ScaNN searcher over these vectors (loaded instead of re-trained)."""
+        if not isinstance(embeddings, np.ndarray):
+            embeddings = np.asarray(embeddings)
         if embeddings.ndim != 2:
             raise ValueError(f"embeddings must be [N, d], got shape {embeddings.shape}")
         if len(documents) != embeddings.shape[0]:
             raise ValueError(f"{len(documents)} documents but {embeddings.shape[0]} embedding rows")
         if backend not in ("exact", "scann"):
             raise ValueError(f"backend must be 'exact' or 'scann', got {backend!r}")
-        self.documents = list(documents)
+        self.documents = documents if isinstance(documents, DocumentStore) else list(documents)
         self.embeddings = embeddings
         self.metadata_fields = list(metadata_fields)
         self.separator = separator
         self.backend = backend
-        self.dtype = dtype
+        self.dtype = None if dtype is None else resolve_dtype(dtype)
+        self.chunk_size = chunk_size
         self.name_or_path = name_or_path
         self.scann_params = scann_params or ScannParams()
         self.num_neighbors = num_neighbors
-        if backend == "exact":
-            self.searcher: ExactSearcher | ScannSearcher = ExactSearcher(embeddings, dtype, chunk_size)
-        elif _scann_folder is not None:
-            self.searcher = ScannSearcher.load(_scann_folder, embeddings, self.scann_params, num_neighbors)
-        else:
-            self.searcher = ScannSearcher(embeddings, self.scann_params, num_neighbors)
+        self.scann_folder = scann_folder
+        self._searcher: ExactSearcher | ScannSearcher | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def searcher(self) -> ExactSearcher | ScannSearcher:
+        """The search backend, built on first use (vectors streamed to the device / ScaNN trained or loaded)."""
+        with self._lock:
+            if self._searcher is None:
+                if self.backend == "exact":
+                    self._searcher = ExactSearcher(self.embeddings, self.search_dtype, self.chunk_size)
+                elif self.scann_folder is not None:
+                    self._searcher = ScannSearcher.load(
+                        self.scann_folder, self.embeddings, self.scann_params, self.num_neighbors
+                    )
+                else:
+                    self._searcher = ScannSearcher(self.embeddings, self.scann_params, self.num_neighbors)
+            return self._searcher
+
+    @property
+    def search_dtype(self) -> str:
+        """The dtype the exact backend keeps on the device."""
+        return resolve_dtype(self.dtype, self.embeddings.dtype)
 
     def __len__(self) -> int:
         return len(self.documents)
@@ -374,14 +171,15 @@ class DocumentIndex:
 
     def retrieve(self, queries: np.ndarray, k: int) -> list[list[RetrievedDocument]]:
         scores, rows = self.search(queries, k)
+        # Each retrieved row is read (or looked up) once, however many queries return it.
+        documents = {r: self.documents[r] for r in np.unique(rows).tolist()}
         return [
-            [RetrievedDocument(self.documents[r], float(s), int(r)) for s, r in zip(srow, rrow, strict=True)]
+            [RetrievedDocument(documents[r], float(s), r) for s, r in zip(srow.tolist(), rrow.tolist(), strict=True)]
             for srow, rrow in zip(scores, rows, strict=True)
         ]
 
     def recall_vs_exact(self, queries: np.ndarray, k: int) -> float:
-        """Fraction of the exact top-k rows that this index's top-k also returns (1.0 for the exact
-        backend)."""
+        """Fraction of the fp32 exact top-k rows that this index's top-k also returns."""
         exact = ExactSearcher(self.embeddings, "float32")
         _, truth = exact.search(queries, k)
         _, got = self.search(queries, k)
@@ -394,6 +192,7 @@ class DocumentIndex:
             metadata_fields=self.metadata_fields,
             separator=self.separator,
             dtype=self.dtype,
+            chunk_size=self.chunk_size,
             scann_params=self.scann_params,
             num_neighbors=self.num_neighbors,
             name_or_path=self.name_or_path,
@@ -403,10 +202,9 @@ class DocumentIndex:
 
     # -------------------- our format
 
-    def save(self, folder: str | Path) -> None:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        settings = {
+    def settings(self, embeddings_file: str = "embeddings.npy") -> dict[str, Any]:
+        """The `index.json` of this index."""
+        return {
             "format": INDEX_FORMAT,
             "version": 1,
             "metadata_fields": self.metadata_fields,
@@ -418,15 +216,35 @@ class DocumentIndex:
             "name_or_path": self.name_or_path,
             "num_documents": len(self.documents),
             "dim": self.dim,
+            "embeddings": embeddings_file,
+            "embeddings_dtype": str(self.embeddings.dtype),
         }
-        (folder / "index.json").write_text(json.dumps(settings, indent=2) + "\n")
-        np.save(folder / "embeddings.npy", self.embeddings, allow_pickle=False)
-        write_documents(self.documents, folder / "documents.jsonl")
-        if isinstance(self.searcher, ScannSearcher):
+
+    def save(self, folder: str | Path) -> None:
+        """Write our folder, streaming vectors and documents file to file (nothing is loaded whole)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self._write_documents(folder / "documents.jsonl")
+        source = getattr(self.embeddings, "filename", None)  # a memory map of the very file: already there
+        if not (source and _same_file(Path(source), folder / "embeddings.npy")):
+            arrays.write_npy(folder / "embeddings.npy", self.embeddings)
+        if self.backend == "scann":
             self.searcher.serialize(folder / "scann")
+        (folder / "index.json").write_text(json.dumps(self.settings(), indent=2) + "\n")
+
+    def _write_documents(self, path: Path) -> None:
+        store = self.documents
+        if isinstance(store, DocumentStore) and not store.skip_metadata:
+            if not _same_file(store.path, path):
+                shutil.copyfile(store.path, path)  # the file as it is: byte-identical, at disk speed
+        else:
+            write_documents(self.documents, path)
 
     @classmethod
-    def load(cls, folder: str | Path, **overrides: Any) -> DocumentIndex:
+    def load(cls, folder: str | Path, skip_metadata: bool = False, **overrides: Any) -> DocumentIndex:
+        """Our folder: vectors memory-mapped, documents read lazily (`skip_metadata`: documents without metadata).
+
+        overrides: constructor arguments replacing the saved settings (e.g. `dtype="bf16"`, `backend="exact"`)."""
         folder = Path(folder)
         config_path = folder / "index.json"
         if not config_path.exists():
@@ -439,20 +257,21 @@ class DocumentIndex:
         settings = json.loads(config_path.read_text())
         if settings.get("format") != INDEX_FORMAT:
             raise ValueError(f"{config_path}: not a {INDEX_FORMAT} folder (format={settings.get('format')!r})")
-        embeddings = np.load(folder / "embeddings.npy", allow_pickle=False)
-        documents = read_documents(folder / "documents.jsonl")
+        embeddings_file = folder / settings.get("embeddings", "embeddings.npy")
+        embeddings = _map_embeddings(embeddings_file, settings.get("embeddings_dtype"))
+        documents = DocumentStore(folder / "documents.jsonl", skip_metadata=skip_metadata)
         kwargs: dict[str, Any] = dict(
             metadata_fields=settings["metadata_fields"],
             separator=settings["separator"],
             backend=settings["backend"],
-            dtype=settings["dtype"],
+            dtype=settings.get("dtype"),
             num_neighbors=settings["num_neighbors"],
             scann_params=ScannParams(**settings["scann_params"]),
             name_or_path=settings.get("name_or_path"),
         )
         kwargs.update(overrides)
         if kwargs["backend"] == "scann" and (folder / "scann").exists() and "scann_params" not in overrides:
-            kwargs["_scann_folder"] = folder / "scann"
+            kwargs.setdefault("scann_folder", folder / "scann")
         return cls(documents, embeddings, **kwargs)
 
     # -------------------- reference format
@@ -461,37 +280,42 @@ class DocumentIndex:
     def from_reference(cls, folder: str | Path, skip_metadata: bool = False, **kwargs: Any) -> DocumentIndex:
         """Load a reference index folder (`config.yaml`, `documents.jsonl`, `embeddings.pt`).
 
-        Embeddings keep their stored dtype on host (fp16 on the hub); the search dtype is `kwargs["dtype"]`
-        (float32 by default, as the reference on CPU).
+        The vectors stay a memory map of `embeddings.pt` in their stored dtype (fp16 on the hub), and the exact
+        backend keeps that dtype on the device unless `kwargs["dtype"]` says otherwise.
         """
         folder = Path(folder)
         for name in ("config.yaml", "documents.jsonl", "embeddings.pt"):
             if not (folder / name).exists():
                 raise FileNotFoundError(f"reference index folder {folder} has no {name}")
         config = yaml.safe_load((folder / "config.yaml").read_text()) or {}
-        embeddings = torch_pickle.load(folder / "embeddings.pt")
-        if not isinstance(embeddings, np.ndarray):
-            raise ValueError(f"{folder / 'embeddings.pt'}: expected a single tensor, got {type(embeddings)}")
-        documents = read_documents(folder / "documents.jsonl")
-        if skip_metadata:
-            documents = [Document(d.text, d.id, {}) for d in documents]
+        embeddings = _map_embeddings(folder / "embeddings.pt")
+        documents = DocumentStore(folder / "documents.jsonl", skip_metadata=skip_metadata)
         kwargs.setdefault("metadata_fields", config.get("metadata_fields") or [])
         kwargs.setdefault("separator", config.get("separator"))
         kwargs.setdefault("name_or_path", config.get("name_or_path"))
         return cls(documents, embeddings, **kwargs)
 
     def to_reference(self, folder: str | Path, embeddings_dtype: str | None = None) -> None:
-        """Write the reference layout; `embeddings_dtype` (e.g. "float16", as on the hub) defaults to the
+        """Write the reference layout, streamed; `embeddings_dtype` (e.g. "float16", as on the hub) defaults to the
         host dtype."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        config = {
-            "_target_": REFERENCE_TARGET,
-            "metadata_fields": self.metadata_fields,
-            "separator": self.separator,
-            "name_or_path": self.name_or_path,
-        }
-        (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
-        embeddings = self.embeddings if embeddings_dtype is None else self.embeddings.astype(embeddings_dtype)
-        torch_pickle.save(np.ascontiguousarray(embeddings), folder / "embeddings.pt")
-        write_documents(self.documents, folder / "documents.jsonl")
+        (folder / "config.yaml").write_text(reference_config(self.metadata_fields, self.separator, self.name_or_path))
+        source = getattr(self.embeddings, "filename", None)
+        target = folder / "embeddings.pt"
+        if not (source and _same_file(Path(source), target)):
+            torch_pickle.save(self.embeddings, target, dtype=embeddings_dtype)
+        self._write_documents(folder / "documents.jsonl")
+
+    @property
+    def device_bytes(self) -> int:
+        """Bytes the search backend holds on the accelerator (0 before the first search, or for ScaNN)."""
+        return self._searcher.device_bytes if isinstance(self._searcher, ExactSearcher) else 0
+
+
+def load_index(folder: str | Path, **kwargs: Any) -> DocumentIndex:
+    """Our folder (`index.json`) or a reference folder (`config.yaml` + `embeddings.pt`), whichever it is."""
+    folder = Path(folder)
+    if (folder / "index.json").is_file():
+        return DocumentIndex.load(folder, **kwargs)
+    return DocumentIndex.from_reference(folder, **kwargs)
