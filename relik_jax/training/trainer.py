@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
+
+from relik_jax.extras import missing_extra
 
 _LAYER = re.compile(r"(?:^|\.)layer\.(\d+)\.")
 
@@ -111,9 +114,14 @@ class MetricsLog:
             return []
         return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
 
-    def plot(self, out: str | Path | None = None, keys: Iterable[str] = ("loss",)) -> Path:
-        import matplotlib
-
+    def plot(self, out: str | Path | None = None, keys: Iterable[str] = ("loss",)) -> Path | None:
+        """Draw the curves to `out` (default: the log's path with .png); without matplotlib, warn and skip (the
+        JSONL log holds the same numbers)."""
+        try:
+            import matplotlib
+        except ImportError:
+            warnings.warn(str(missing_extra("matplotlib", "plot", "the metrics plot")), stacklevel=2)
+            return None
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
