@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import jax
+
+from relik_jax.engine.timing import StageTimes
 
 T = TypeVar("T")
 
@@ -79,30 +82,40 @@ def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
 Task = Generator[Any, Any, T]
 
 
-def interleave(tasks: Iterable[Task], depth: int = 2,
-               fetch: Callable[[Any], Any] = jax.device_get) -> Iterator[T | TaskError]:
+def interleave(tasks: Iterable[Task], depth: int = 2, fetch: Callable[[Any], Any] = jax.device_get,
+               times: StageTimes | None = None) -> Iterator[T | TaskError]:
     """Run generator tasks with up to `depth` in flight; yield their results (or `TaskError`s) in input order.
 
     A task dispatches device work, then `value = yield device_arrays` to read arrays back (`fetch`, default
-    `jax.device_get`, which also starts the copies of everything it is given), and finally `return`s its result."""
+    `jax.device_get`, which also starts the copies of everything it is given), and finally `return`s its result.
+    `times` is charged with the host time spent inside the tasks ("batch") and blocked in `fetch` ("device wait")."""
     inflight: deque[list[Any]] = deque()  # [task, pending device value | _DONE, result]
+    times = times if times is not None else StageTimes()
 
     def start(task: Task) -> list[Any]:
+        t = time.perf_counter()
         try:
             return [task, next(task), None]
         except StopIteration as stop:
             return [task, _DONE, stop.value]
         except Exception as e:  # noqa: BLE001 - isolated to this task
             return [task, _DONE, TaskError(e)]
+        finally:
+            times.add("batch", t)
 
     def step(entry: list[Any]) -> None:
         task, pending, _ = entry
+        t = time.perf_counter()
+        value = fetch(pending)
+        t = times.add("device wait", t)
         try:
-            entry[1] = task.send(fetch(pending))
+            entry[1] = task.send(value)
         except StopIteration as stop:
             entry[1], entry[2] = _DONE, stop.value
         except Exception as e:  # noqa: BLE001 - isolated to this task
             entry[1], entry[2] = _DONE, TaskError(e)
+        finally:
+            times.add("batch", t)
 
     for task in tasks:
         inflight.append(start(task))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,7 @@ class Relik:
             if task not in self.retrievers:
                 self.retrievers.setdefault(task, None)  # candidates must then be passed at call time
         self.splitter = WindowSplitter(self.config.window_size, self.config.window_stride)
+        self.times = reader.times  # one account of the host's time per stage, shared with the reader
 
     def _tasks(self) -> list[str]:
         return [SPAN, TRIPLET] if self.config.task == BOTH else [self.config.task]
@@ -158,7 +160,10 @@ class Relik:
                 if progress is not None:
                     progress(len(chunk.windows))
             for merge in chunk.done:
-                yield merge.output()
+                t = time.perf_counter()
+                out = merge.output()
+                self.times.add("merge", t)
+                yield out
 
     def _chunks(self, texts: Iterable[str | list[str]], candidates: Any, is_split_into_words: bool,
                 return_windows: bool, keep_candidates: bool) -> Iterator[Chunk]:
@@ -175,7 +180,9 @@ class Relik:
                 raise TypeError(f"document {doc_index}: expected str or list of words, got {type(text).__name__}")
             if current is not None:
                 done.append(current)
+            t = time.perf_counter()
             words = tokenize(text, is_split_into_words=split)
+            t = self.times.add("words", t)
             current = DocumentMerge(doc_index, text, [w.text for w in words], keep_windows=return_windows,
                                     keep_candidates=keep_candidates)
             doc_cands = self._doc_candidates(candidates, doc_index)
@@ -184,8 +191,11 @@ class Relik:
                 window.triplet_candidates = doc_cands.get(TRIPLET)
                 pending.append((current, window))
                 if len(pending) >= self.config.chunk_windows:
+                    self.times.add("windows", t)
                     yield Chunk(pending, done)
                     pending, done = [], []
+                    t = time.perf_counter()
+            self.times.add("windows", t)
         # A blank document has no window: it still gets an (empty) output, in input order.
         yield Chunk(pending, done + ([current] if current is not None else []))
 
@@ -217,6 +227,7 @@ class Relik:
     def _prepare(self, chunk: Chunk, top_k: int) -> Chunk:
         """Host side of a chunk: candidates retrieved where none were given, reader rows built."""
         windows = chunk.windows
+        t = time.perf_counter()
         for task in self._tasks():
             need = [i for i, w in enumerate(windows)
                     if (w.span_candidates if task == SPAN else w.triplet_candidates) is None]
@@ -234,6 +245,7 @@ class Relik:
                     windows[i].span_candidates = texts
                 else:
                     windows[i].triplet_candidates = texts
+        self.times.add("retrieval", t)
         chunk.rows = self.reader.rows(windows) if windows else []
         return chunk
 
@@ -241,6 +253,7 @@ class Relik:
         """Device side of a chunk, then decoding and merging into its documents."""
         windows, retrieved = chunk.windows, chunk.retrieved
         predictions = self.reader.decode(len(windows), chunk.rows, self.reader.forward(chunk.rows))
+        t = time.perf_counter()
         for k, ((merge, window), pred) in enumerate(zip(chunk.pending, predictions, strict=True)):
             window.predicted_spans = [(int(s), int(e), str(t)) for s, e, t in pred.spans]
             if isinstance(pred, SpanWindowPrediction):
@@ -250,6 +263,7 @@ class Relik:
             # the output reports the retrieved passages (with their scores), not just their texts
             merge.add(window, span_candidates=retrieved[SPAN][k] if SPAN in retrieved else None,
                       triplet_candidates=retrieved[TRIPLET][k] if TRIPLET in retrieved else None)
+        self.times.add("merge", t)
 
 
 @dataclasses.dataclass

@@ -13,6 +13,7 @@ triplet reader scores only the real (subject, object) pairs of each row (`reader
 from __future__ import annotations
 
 import dataclasses
+import time
 import warnings
 from collections.abc import Generator, Sequence
 from pathlib import Path
@@ -24,6 +25,7 @@ from tokenizers import Tokenizer
 from relik_jax.engine.buckets import Buckets, ShapeLog, plan_batches
 from relik_jax.engine.compiled import CompiledForward
 from relik_jax.engine.executor import TaskError, interleave
+from relik_jax.engine.timing import StageTimes
 from relik_jax.reader import decoding as dec
 from relik_jax.reader.convert import load_reader
 from relik_jax.reader.inputs import (
@@ -102,7 +104,8 @@ class Reader:
                 tuple(span_symbols(types - 1)) if types > 0 else (), use_nme=bool(use_nme),
                 max_triplets=max_triplets, max_spans=max_spans, model_max_length=model_max_length)
         symbol = self.inputs.special_symbols[1] if cfg.is_span else self.inputs.relation_symbols[0]  # [E-0] / [R-0]
-        self.subwords = SubwordCache(tokenizer, symbol)  # every word / candidate tokenized once
+        self.times = StageTimes()  # host seconds per stage (engine/timing.py)
+        self.subwords = SubwordCache(tokenizer, symbol, times=self.times)  # every word / candidate tokenized once
         self._encode = CompiledForward(model, lambda m, *a: m.encode(*a))
         self._ends = CompiledForward(model, lambda m, f, sp, pm, s, lt, mp: m.ends(f, sp, pm, s, lt, mp),
                                      static_argnums=(3, 4, 5))
@@ -149,6 +152,7 @@ class Reader:
     # ------------------------------------------------------------------------------------------------------
     def rows(self, windows: Sequence[Window | dict[str, Any]]) -> list[SpanRow] | list[TripletRow]:
         """Input rows of `windows` (`Window`s, or windowized rows such as the reference's window dicts)."""
+        t = time.perf_counter()
         out: list[Any] = []
         for i, w in enumerate(windows):
             if isinstance(w, dict):
@@ -159,6 +163,7 @@ class Reader:
                 row = triplet_row(w, i, self.subwords, self.info, self.inputs)
                 if row is not None:
                     out.append(row)
+        self.times.add("rows", t)  # includes "tokenize"
         return out
 
     def forward(self, rows: Sequence[SpanRow | TripletRow]) -> list[dict[str, np.ndarray]]:
@@ -167,7 +172,7 @@ class Reader:
         results: list[dict[str, np.ndarray]] = [None] * len(rows)  # type: ignore[list-item]
         batches = plan_batches([len(r) for r in rows], self.buckets)
         tasks = (self._batch_task([rows[i] for i in b.indices], b.seq_len, b.rows) for b in batches)
-        for batch, outs in zip(batches, interleave(tasks, depth=self.depth), strict=True):
+        for batch, outs in zip(batches, interleave(tasks, depth=self.depth, times=self.times), strict=True):
             if isinstance(outs, TaskError):
                 raise outs.error
             for k, out in zip(batch.indices, outs, strict=True):
@@ -285,6 +290,13 @@ class Reader:
     def decode(self, n_windows: int, rows: Sequence[SpanRow | TripletRow], outs: Sequence[dict[str, np.ndarray]]
                ) -> list[SpanWindowPrediction] | list[TripletWindowPrediction]:
         """Per-row model outputs (from `forward`) -> per-window predictions."""
+        t = time.perf_counter()
+        preds = self._decode(n_windows, rows, outs)
+        self.times.add("decode", t)
+        return preds
+
+    def _decode(self, n_windows: int, rows: Sequence[SpanRow | TripletRow], outs: Sequence[dict[str, np.ndarray]]
+                ) -> list[SpanWindowPrediction] | list[TripletWindowPrediction]:
         if self.cfg.is_span:
             patches: dict[int, list[dec.SpanPatch]] = {}
             texts = {}

@@ -17,11 +17,13 @@ The cache is bounded (entries beyond `max_entries` are computed but not kept) an
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 from tokenizers import Tokenizer
 
+from relik_jax.engine.timing import StageTimes
 from relik_jax.labels import NME
 
 __all__ = ["SubwordCache"]
@@ -30,7 +32,8 @@ __all__ = ["SubwordCache"]
 class SubwordCache:
     """Memoised `encode` of words and candidate texts (no special tokens added, as the reference)."""
 
-    def __init__(self, tokenizer: Tokenizer, symbol: str, max_entries: int = 1_000_000) -> None:
+    def __init__(self, tokenizer: Tokenizer, symbol: str, max_entries: int = 1_000_000,
+                 times: StageTimes | None = None) -> None:
         if tokenizer.token_to_id(symbol) is None:
             raise KeyError(f"SubwordCache needs an added special symbol of the tokenizer, got {symbol!r}")
         self.tokenizer = tokenizer
@@ -39,6 +42,7 @@ class SubwordCache:
         self.word_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.candidate_cache: dict[str, np.ndarray] = {}
         self.symbol_cache: dict[str, int] = {}
+        self.times = times if times is not None else StageTimes()  # "tokenize": lookups and tokenizer calls
 
     @functools.cached_property
     def nme_ids(self) -> np.ndarray:
@@ -60,6 +64,7 @@ class SubwordCache:
     def words(self, words: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
         """(ids [n] int32, offsets [n, 2] int32 relative to the word) per word; misses go to the tokenizer in one
         batch call."""
+        t = time.perf_counter()
         cache = self.word_cache
         missing = list(dict.fromkeys(w for w in words if w not in cache))
         if missing:
@@ -68,11 +73,15 @@ class SubwordCache:
                      for w, e in zip(missing, encs, strict=True)}
             if len(cache) + len(fresh) <= self.max_entries:
                 cache.update(fresh)
-            return [cache.get(w) or fresh[w] for w in words]
-        return [cache[w] for w in words]
+            out = [cache.get(w) or fresh[w] for w in words]
+        else:
+            out = [cache[w] for w in words]
+        self.times.add("tokenize", t)
+        return out
 
     def candidates(self, texts: Sequence[str]) -> list[np.ndarray]:
         """Ids that follow the symbol in `encode(f"{symbol} {text}")`, per text."""
+        start = time.perf_counter()
         cache = self.candidate_cache
         missing = list(dict.fromkeys(t for t in texts if t not in cache))
         if missing:
@@ -80,8 +89,11 @@ class SubwordCache:
             fresh = {t: np.asarray(e.ids[1:], np.int32) for t, e in zip(missing, encs, strict=True)}
             if len(cache) + len(fresh) <= self.max_entries:
                 cache.update(fresh)
-            return [cache.get(t) if t in cache else fresh[t] for t in texts]
-        return [cache[t] for t in texts]
+            out = [cache.get(t) if t in cache else fresh[t] for t in texts]
+        else:
+            out = [cache[t] for t in texts]
+        self.times.add("tokenize", start)
+        return out
 
     def check_candidates(self, texts: Sequence[str], symbols: Sequence[str]) -> None:
         """Raise if `[symbol] + candidates(text)` differs from encoding `"symbol text"` directly."""
