@@ -86,6 +86,10 @@ class Reader:
                  top_k: int = 5, max_triplets: int = 50, max_spans: int = 100, pair_chunk: int = 512, depth: int = 2,
                  max_mentions: int = 256, return_logits: bool = False):
         self.cfg, self.model, self.tokenizer = cfg, model, tokenizer
+        # tokenizer.json files may carry fixed padding / truncation (e.g. sentence-transformers' MiniLM pads to
+        # 4096): the reader tokenizes words and candidates on their own and pads batches itself.
+        tokenizer.no_padding()
+        tokenizer.no_truncation()
         tc = tokenizer_config or {}
         self.info = dataclasses.replace(TokenizerInfo.from_tokenizer(tokenizer),
                                         model_max_length=int(tc.get("model_max_length", 10**30)))

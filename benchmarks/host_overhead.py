@@ -1,0 +1,270 @@
+"""Host cost per window of the whole pipeline, by stage, and the host-bound ceiling in windows/s.
+
+    python benchmarks/host_overhead.py                       # AIDA EL K=100, NYT RE K=24, REBEL cIE (25 + 20)
+    python benchmarks/host_overhead.py --workloads aida --docs 60 --repeats 3
+
+A tiny reader (DeBERTa-v3-style, 1 layer, hidden 32, the MiniLM WordPiece tokenizer with the reader's special
+symbols added) makes device work negligible, so what remains is the host's cost per window: words, windows,
+retrieval (when `--retrieval`: a tiny BERT retriever over the AIDA KB), sub-word tokenization, row building, batch
+padding and dispatch ("batch"), device wait, decoding, merging — read from the pipeline's own `StageTimes`
+(relik_jax/engine/timing.py). The random start / end heads are shifted (bias) to predict the gold number of
+mentions of the workload (AIDA 3.7 per window, NYT 2.2, REBEL 2.7; `benchmarks/workloads.py` FITTED): an untrained
+head would predict about half the tokens as starts and make decoding look far costlier than with a trained reader.
+
+Texts in, annotations out, candidates given per document (real AIDA titles, NYT relation names, REBEL titles and
+relations). The stage table comes from serial passes (`prefetch_chunks=0`: every stage's time is its own); the
+pipelined pass (`prefetch_chunks=1`, host work of the next chunk in a background thread) gives the real
+throughput. Compile time (first pass minus a steady pass) is reported apart. Device-floor rates: windows/s that an
+H100 / RTX 4090 could sustain at their bf16 peak on ReLiK-S/B/L rows of the workload's mean length
+(relik_jax.engine.flops), the rate the host must keep up with. Writes JSON (+ PNG) to benchmarks/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+import types
+from pathlib import Path
+
+import jax
+import numpy as np
+from flax import nnx
+from tokenizers import AddedToken
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import models  # noqa: E402
+from relik_jax.data import corpora  # noqa: E402
+from relik_jax.data.retrieval import aida_kb  # noqa: E402
+from relik_jax.engine import flops  # noqa: E402
+from relik_jax.inference.pipeline import Relik  # noqa: E402
+from relik_jax.models.bert import BertConfig  # noqa: E402
+from relik_jax.models.deberta import DebertaV2Config  # noqa: E402
+from relik_jax.reader.inputs import relation_symbols, span_symbols  # noqa: E402
+from relik_jax.reader.model import SPAN_ARCH, TRIPLET_ARCH, ReaderConfig, build_reader  # noqa: E402
+from relik_jax.reader.reader import Reader  # noqa: E402
+from relik_jax.retriever.encoder import GoldenRetrieverModel, Retriever, resolve_encoder  # noqa: E402
+from relik_jax.retriever.index import Document  # noqa: E402
+from relik_jax.text.tokenization import load_tokenizer  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+HOST_STAGES = ["words", "windows", "retrieval", "tokenize", "rows", "batch", "decode", "merge"]
+ALL_STAGES = HOST_STAGES[:-2] + ["device wait"] + HOST_STAGES[-2:]
+MENTIONS_PER_WINDOW = {"aida": 3.7, "nyt": 2.2, "rebel": 2.7}  # gold mentions per window (workloads.FITTED)
+TARGETS = {"aida": 4000, "nyt": 10000}  # the engine issue's host-bound ceilings (windows/s on this machine)
+
+
+def tiny_reader(task: str, seed: int = 0) -> Reader:
+    """1 layer, hidden 32 DeBERTa-style reader on the MiniLM WordPiece tokenizer with the symbols added."""
+    tok = load_tokenizer(resolve_encoder("all-MiniLM-L6-v2"))
+    if task == "el":
+        cfg = ReaderConfig(architecture=SPAN_ARCH, additional_special_symbols=101, linears_hidden_size=32)
+        symbols = span_symbols(100)
+    else:
+        cie = task == "cie"
+        cfg = ReaderConfig(architecture=TRIPLET_ARCH, additional_special_symbols=24 if not cie else 20,
+                           additional_special_symbols_types=26 if cie else 0, linears_hidden_size=32,
+                           entity_type_loss=cie, add_entity_embedding=cie)
+        symbols = relation_symbols(cfg.additional_special_symbols) + (span_symbols(25) if cie else [])
+    tok.add_special_tokens([AddedToken(s, normalized=False, special=True) for s in symbols])
+    backbone = DebertaV2Config(vocab_size=tok.get_vocab_size(), hidden_size=32, num_hidden_layers=1,
+                               num_attention_heads=2, intermediate_size=64)
+    model = build_reader(cfg, backbone, rngs=nnx.Rngs(seed))
+    model.eval()
+    return Reader(cfg, model, tok, {"model_max_length": 1024}, use_nme=True)
+
+
+def tiny_retriever(kb_titles: list[str]) -> Retriever:
+    folder = resolve_encoder("all-MiniLM-L6-v2")
+    cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                     intermediate_size=64)
+    model = GoldenRetrieverModel(cfg, rngs=nnx.Rngs(0))
+    retriever = Retriever(model, load_tokenizer(folder), batch_size=64, passage_batch_size=256)
+    retriever.build_index([Document(t, i, {}) for i, t in enumerate(kb_titles)], progress=None)
+    return retriever
+
+
+def workload(name: str, docs: int, seed: int) -> tuple[str, list[str], list | dict, tuple[int, int]]:
+    """(task, texts, candidates per document, (window size, stride))."""
+    rng = np.random.default_rng(seed)
+    if name == "aida":
+        texts = [d.text for d in corpora.read_aida("testb")][:docs]
+        titles = sorted({m.label for d in corpora.read_aida("train") for m in d.mentions} - {corpora.NME})
+        cands = [[titles[i] for i in rng.choice(len(titles), 100, replace=False)] for _ in texts]
+        return "el", texts, cands, (32, 16)
+    if name == "nyt":
+        texts = [d.text for d in corpora.read_nyt("test")][: docs * 20]
+        relations = sorted(set(corpora.nyt_relation_names().values()))[:24]
+        return "re", texts, {"triplet": relations}, (64, 32)
+    if name == "rebel":
+        sample = list(corpora.read_rebel_sample())
+        texts = [d.text for d in sample][:docs * 4]
+        titles = sorted({m.label for d in sample for m in d.mentions})
+        relations = sorted({t.relation for d in sample for t in d.triplets})
+        span = [[titles[i] for i in rng.choice(len(titles), 25, replace=False)] for _ in texts]
+        trip = [[relations[i] for i in rng.choice(len(relations), min(20, len(relations)), replace=False)]
+                for _ in texts]
+        return "cie", texts, {"span": span, "triplet": trip}, (64, 32)
+    raise ValueError(name)
+
+
+def calibrate(relik: Relik, texts: list[str], candidates, per_window: float) -> dict[str, float]:
+    """Shift the start (and binary end) biases so the tiny reader predicts about the gold mention count."""
+    reader = relik.reader
+    sample = list(relik._chunks(texts[:8], candidates, False, False, False))  # candidates as the pipeline gives
+    rows = reader.rows([w for c in sample for w in c.windows][:16])
+    length = max(len(r) for r in rows)
+    n = len(rows)
+    batch = types.SimpleNamespace(
+        input_ids=np.zeros((n, length), np.int32), attention_mask=np.zeros((n, length), np.int32),
+        token_type_ids=np.zeros((n, length), np.int32), prediction_mask=np.ones((n, length), np.int32))
+    for b, r in enumerate(rows):
+        batch.input_ids[b, : len(r)] = r.input_ids
+        batch.attention_mask[b, : len(r)] = 1
+        batch.token_type_ids[b, : len(r)] = r.token_type_ids
+        batch.prediction_mask[b, : len(r)] = r.prediction_mask
+    text_tokens = float(np.mean([len(r.text) for r in rows]))
+    return models.calibrate_reader(reader, "el" if reader.cfg.is_span else "re", batch, per_window / text_tokens)
+
+
+def floor_rates(task: str, mean_len: float) -> dict[str, dict[str, float]]:
+    """Windows/s of ReLiK-S/B/L at the bf16 peak of an H100 and an RTX 4090 (FLOP floor, heads included)."""
+    out = {}
+    length = int(round(mean_len))
+    for size in ("small", "base", "large"):
+        cfg = models.reader_config(size, task)
+        shape = flops.EncoderShape.of(cfg)
+        per_row = flops.encoder_flops(shape, 1, length)
+        if task == "el":
+            per_row += flops.span_head_flops(cfg.hidden_size, 1, length, 4, 102)
+        else:
+            per_row += flops.re_head_flops(cfg.hidden_size, 1, length, 3, 24, types=25 if task == "cie" else 0)
+        out[f"ReLiK-{size[0].upper()}"] = {gpu: models.GPU_PEAKS[gpu].bf16 / per_row for gpu in ("H100", "RTX 4090")}
+    return out
+
+
+def run(relik: Relik, texts: list[str], candidates, prefetch: int) -> tuple[float, dict[str, float]]:
+    """One pass over the texts: (wall seconds, host seconds per stage)."""
+    relik.config.prefetch_chunks = prefetch
+    relik.times.reset()
+    t = time.perf_counter()
+    for _ in relik.stream(texts, candidates=candidates, keep_candidates=False):
+        pass
+    return time.perf_counter() - t, relik.times.snapshot()
+
+
+def count_windows(relik: Relik, texts: list[str]) -> int:
+    return sum(1 for t in texts for _ in relik.splitter.split_document(t))
+
+
+def measure(name: str, docs: int, repeats: int, retrieval: bool, seed: int) -> dict:
+    task, texts, candidates, (size, stride) = workload(name, docs, seed)
+    reader = tiny_reader(task, seed)
+    retrievers = None
+    if retrieval and task == "el":
+        retrievers = {"span": tiny_retriever([d.text for d in aida_kb(add_rebel_titles=False)])}
+        candidates = None
+    relik = Relik(reader, retrievers, task="span" if task == "el" else "triplet", top_k=100, window_size=size,
+                  window_stride=stride)
+    calibration = calibrate(relik, texts, candidates, MENTIONS_PER_WINDOW[name]) if candidates is not None else {}
+    n_windows = count_windows(relik, texts)
+    first, _ = run(relik, texts, candidates, prefetch=0)  # compiles
+    serial = [run(relik, texts, candidates, prefetch=0) for _ in range(repeats)]
+    wall = statistics.median(s[0] for s in serial)
+    per_stage = {k: statistics.median(s[1].get(k, 0.0) for s in serial) for k in ALL_STAGES}
+    per_stage["rows"] = max(per_stage["rows"] - per_stage["tokenize"], 0.0)  # "rows" includes "tokenize"
+    pipelined = statistics.median(run(relik, texts, candidates, prefetch=1)[0] for _ in range(repeats))
+    host = sum(per_stage[k] for k in HOST_STAGES)
+    rows = reader.rows(list(relik._chunks(texts[:20], candidates, False, False, False))[0].windows) \
+        if candidates is not None else []
+    mean_len = float(np.mean([len(r) for r in rows])) if rows else 64.0
+    return {
+        "workload": name, "task": task, "documents": len(texts), "windows": n_windows,
+        "window_size": size, "window_stride": stride, "retrieval": retrievers is not None,
+        "compile_s": max(first - wall, 0.0), "serial_s": wall, "pipelined_s": pipelined,
+        "ms_per_window": {k: 1e3 * v / n_windows for k, v in per_stage.items()},
+        "host_ms_per_window": 1e3 * host / n_windows,
+        "host_bound_windows_per_s": n_windows / host if host else float("inf"),
+        "pipelined_windows_per_s": n_windows / pipelined,
+        "target_windows_per_s": TARGETS.get(name),
+        "mean_row_length": mean_len, "device_floor_windows_per_s": floor_rates(task, mean_len),
+        "calibration": calibration, "compiles": reader.num_compiles,
+    }
+
+
+def table(results: list[dict]) -> str:
+    head = ["stage (ms/window)"] + [r["workload"] for r in results]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for k in ALL_STAGES:
+        lines.append(f"| {k} | " + " | ".join(f"{r['ms_per_window'][k]:.3f}" for r in results) + " |")
+    lines.append("| **host total** | " + " | ".join(f"**{r['host_ms_per_window']:.3f}**" for r in results) + " |")
+    lines.append("| host-bound ceiling (windows/s) | "
+                 + " | ".join(f"{r['host_bound_windows_per_s']:,.0f}" for r in results) + " |")
+    lines.append("| target (windows/s) | " + " | ".join(f"{r['target_windows_per_s'] or '-'}" for r in results) + " |")
+    lines.append("| pipelined run (windows/s) | "
+                 + " | ".join(f"{r['pipelined_windows_per_s']:,.0f}" for r in results) + " |")
+    lines.append("| compile s (apart) | " + " | ".join(f"{r['compile_s']:.1f}" for r in results) + " |")
+    for model in ("ReLiK-S", "ReLiK-B", "ReLiK-L"):
+        for gpu in ("H100", "RTX 4090"):
+            lines.append(f"| device floor {model} {gpu} (windows/s) | " + " | ".join(
+                f"{r['device_floor_windows_per_s'][model][gpu]:,.0f}" for r in results) + " |")
+    return "\n".join(lines)
+
+
+def plot(results: list[dict], path: Path) -> None:
+    try:
+        import matplotlib
+    except ImportError:
+        return
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    bottom = np.zeros(len(results))
+    for k in HOST_STAGES:
+        vals = np.array([r["ms_per_window"][k] for r in results])
+        ax.bar([r["workload"] for r in results], vals, bottom=bottom, label=k)
+        bottom += vals
+    for i, r in enumerate(results):
+        for model, style in (("ReLiK-B", "--"), ("ReLiK-S", ":")):
+            rate = r["device_floor_windows_per_s"][model]["H100"]
+            ax.hlines(1e3 / rate, i - 0.4, i + 0.4, colors="k", linestyles=style,
+                      label=f"H100 {model} device floor" if i == 0 else None)
+    ax.set_ylabel("host ms per window")
+    ax.set_title("host cost per window by stage (tiny reader) vs the H100 device time of real readers")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workloads", default="aida,nyt,rebel")
+    ap.add_argument("--docs", type=int, default=60, help="AIDA documents (NYT: 20x sentences, REBEL: 4x)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--retrieval", action="store_true", help="AIDA: retrieve the candidates with a tiny retriever")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "host_overhead.json")
+    args = ap.parse_args(argv)
+    load_before = os.getloadavg()
+    results = [measure(w, args.docs, args.repeats, args.retrieval, args.seed) for w in args.workloads.split(",")]
+    env = {"device": str(jax.devices()[0]), "cpu_count": os.cpu_count(), "platform": platform.platform(),
+           "load_average_before": load_before, "load_average_after": os.getloadavg(), "jax": jax.__version__,
+           "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    print(f"device {env['device']}, load average before {load_before[0]:.2f}, after {env['load_average_after'][0]:.2f}")
+    print(table(results))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"environment": env, "results": results}, indent=2) + "\n")
+    plot(results, args.out.with_suffix(".png"))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
