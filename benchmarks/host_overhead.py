@@ -14,7 +14,8 @@ head would predict about half the tokens as starts and make decoding look far co
 Texts in, annotations out, candidates given per document (real AIDA titles, NYT relation names, REBEL titles and
 relations). The stage table comes from serial passes (`prefetch_chunks=0`, one batch in flight: every stage's time
 is its own, not shared with device work running on the same CPU cores); the pipelined pass (`prefetch_chunks=1`,
-two batches in flight, host work of the next chunk in a background thread) gives the real throughput. Compile time (first pass minus a steady pass) is reported apart. Device-floor rates: windows/s that an
+two batches in flight, host work of the next chunk in a background thread) gives the real throughput. Compile
+time (first pass minus a steady pass) is reported apart. Device-floor rates: windows/s that an
 H100 / RTX 4090 could sustain at their bf16 peak on ReLiK-S/B/L rows of the workload's mean length
 (relik_jax.engine.flops), the rate the host must keep up with. Writes JSON (+ PNG) to benchmarks/results/.
 """
