@@ -22,6 +22,7 @@ from relik_jax.paths import CACHE, data_path
 REFERENCE_SCRIPTS = Path(__file__).resolve().parent / "reference"
 BUILD_ENV = REFERENCE_SCRIPTS / "build_env.sh"
 MAKE_FIXTURES = REFERENCE_SCRIPTS / "make_fixtures.py"
+MAKE_PIPELINE_FOLDERS = REFERENCE_SCRIPTS / "make_pipeline_folders.py"
 COMPLETE_MARKER = "COMPLETE"
 
 # Generous: building the venv takes ~1 min and the fixtures ~2 min on an idle 2-core machine.
@@ -85,20 +86,14 @@ def ensure_reference_venv() -> Path:
     return python
 
 
-def reference_fixtures() -> Path:
-    """Reference fixtures for this version of make_fixtures.py/build_env.sh (built on first use)."""
-    root = CACHE / "reference-fixtures"
+def _build_once(root: Path, key: str, script: Path, args: list[str], what: str) -> Path:
+    """`root/key`, written by `script args... OUT` under the reference venv unless already COMPLETE."""
     root.mkdir(parents=True, exist_ok=True)
-    key = fixtures_hash()
     dest = root / key
     if (dest / COMPLETE_MARKER).exists():
         return dest
-    try:
-        data = data_path()
-    except FileNotFoundError as e:
-        raise ReferenceUnavailable(f"reference fixtures need the project's shared data: {e}") from e
     with open(root / f"{key}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another worker may be building the same fixtures: wait for it
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another worker may be building the same directory: wait for it
         if (dest / COMPLETE_MARKER).exists():
             return dest
         python = ensure_reference_venv()
@@ -108,12 +103,8 @@ def reference_fixtures() -> Path:
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONNOUSERSITE": "1"}
         env.pop("PYTHONPATH", None)  # keep the JAX checkout's packages out of the reference interpreter
         try:
-            _run(
-                [str(python), str(MAKE_FIXTURES), str(tmp), "--data", str(data)],
-                FIXTURES_TIMEOUT_S,
-                "generating the reference fixtures (tests/reference/make_fixtures.py, reference venv)",
-                env,
-            )
+            _run([str(python), str(script), *args, str(tmp)], FIXTURES_TIMEOUT_S,
+                 f"{what} ({script.relative_to(REFERENCE_SCRIPTS.parent.parent)}, reference venv)", env)
             (tmp / COMPLETE_MARKER).write_text(key + "\n")
             tmp.rename(dest)
         finally:
@@ -121,5 +112,28 @@ def reference_fixtures() -> Path:
     return dest
 
 
+def reference_fixtures() -> Path:
+    """Reference fixtures for this version of make_fixtures.py/build_env.sh (built on first use)."""
+    root, key = CACHE / "reference-fixtures", fixtures_hash()
+    if (root / key / COMPLETE_MARKER).exists():
+        return root / key
+    try:
+        data = data_path()
+    except FileNotFoundError as e:
+        raise ReferenceUnavailable(f"reference fixtures need the project's shared data: {e}") from e
+    return _build_once(root, key, MAKE_FIXTURES, ["--data", str(data)], "generating the reference fixtures")
+
+
+def reference_pipeline_folders() -> Path:
+    """Pipeline folders written by the reference's `Relik.save_pretrained` over the fixture components, and the
+    reference's outputs when it loads them (tests/reference/make_pipeline_folders.py; cached like the fixtures,
+    keyed by that script and the fixtures' key, since the folders name the fixture components by absolute path)."""
+    fixtures = reference_fixtures()
+    key = hashlib.sha256(MAKE_PIPELINE_FOLDERS.read_bytes() + fixtures.name.encode()).hexdigest()[:16]
+    return _build_once(CACHE / "reference-pipelines", key, MAKE_PIPELINE_FOLDERS, [str(fixtures)],
+                       "writing the reference pipeline folders")
+
+
 if __name__ == "__main__":
     print(reference_fixtures())
+    print(reference_pipeline_folders())

@@ -25,6 +25,7 @@ from typing import Any
 from relik_jax.engine.executor import prefetch
 from relik_jax.inference.merge import DocumentMerge
 from relik_jax.inference.outputs import RelikOutput
+from relik_jax.inference.pretrained import place, pretrained_folder, resolve_device
 from relik_jax.labels import NME
 from relik_jax.reader.convert import load_reader, save_reader
 from relik_jax.reader.reader import Reader, SpanWindowPrediction
@@ -80,14 +81,25 @@ class Relik:
 
     # ------------------------------------------------------------------------------------------ persistence
     @classmethod
-    def from_pretrained(cls, folder: str | Path, *, dtype: str = "fp32", **overrides: Any) -> Relik:
-        """Our pipeline folder: `relik.json` + `reader/` + optional `retriever-span/`, `index-span/`, ..."""
-        folder = Path(folder)
-        cfg_path = folder / "relik.json"
-        if not cfg_path.is_file():
-            raise FileNotFoundError(f"{folder}: no relik.json (convert a reference pipeline with `relik-jax convert`)")
-        raw = json.loads(cfg_path.read_text())
+    def from_pretrained(cls, name_or_path: str | Path, *, dtype: str = "fp32", index_dtype: str | None = "fp16",
+                        device: Any = None, revision: str | None = None, local_files_only: bool | None = None,
+                        progress: bool | None = None, **overrides: Any) -> Relik:
+        """A pipeline by folder or hub id: ours (`relik.json` + `reader/` + `retriever-<task>/` + `index-<task>/`),
+        or relik's (`config.yaml`, e.g. "sapienzanlp/relik-entity-linking-large"), converted once and cached with
+        its settings (top_k, windows, use_nme, metadata fields); components come from local paths, the Hugging
+        Face cache, or a download unless `local_files_only` (default: HF_HUB_OFFLINE). Resolution, cache and the
+        one error naming every missing repository: `relik_jax.inference.pretrained`.
+
+        dtype: reader and encoder compute dtype; index_dtype: on-device dtype of exact search (fp16 by default;
+        None = as stored); device: a jax.Device or "cpu" / "gpu" / "tpu" ("gpu:1"): the reader's and encoders'
+        parameters and the index vectors are placed there, so every compiled call runs there (None = JAX's
+        default device, the index sharded over all local devices); overrides: RelikConfig fields."""
+        folder = pretrained_folder(name_or_path, revision=revision, local_files_only=local_files_only,
+                                   progress=progress)
+        raw = json.loads((folder / "relik.json").read_text())
         config = RelikConfig(**{k: v for k, v in raw.items() if k in {f.name for f in dataclasses.fields(RelikConfig)}})
+        device = resolve_device(device)
+        index_kwargs = {"dtype": index_dtype, **({"devices": [device]} if device is not None else {})}
         reader = Reader.from_folder(folder / "reader", dtype=dtype, use_nme=config.use_nme,
                                     relation_threshold=config.relation_threshold)
         retrievers = {}
@@ -95,7 +107,9 @@ class Relik:
             enc = folder / f"retriever-{task}"
             if enc.is_dir():
                 index = folder / f"index-{task}"
-                retrievers[task] = Retriever.from_pretrained(enc, index if index.is_dir() else None)
+                retrievers[task] = Retriever.from_pretrained(enc, index if index.is_dir() else None, dtype=dtype,
+                                                             index_kwargs=index_kwargs)
+        place(device, reader, retrievers.values())
         return cls(reader, retrievers, config, **overrides)
 
     @staticmethod

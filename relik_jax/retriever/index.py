@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 import yaml
 
@@ -94,7 +95,8 @@ class DocumentIndex:
 
     embeddings: [N, d] host array (row i ↔ documents[i]), kept as given (a memory map stays one; fp16 stays fp16
     for export). dtype: on-device dtype of the exact backend ("float32" / "bfloat16" / "float16", or fp32 /
-    bf16 / fp16); None = the stored dtype (fp16 files → fp16 on the device, fp32 vectors → fp32).
+    bf16 / fp16); None = the stored dtype (fp16 files → fp16 on the device, fp32 vectors → fp32). devices: where
+    the exact backend keeps the vectors (rows sharded across them); None = every local device.
     """
 
     def __init__(
@@ -110,6 +112,7 @@ class DocumentIndex:
         num_neighbors: int = 100,
         name_or_path: str | None = None,
         scann_folder: Path | None = None,
+        devices: Sequence[jax.Device] | None = None,
     ):
         """scann_folder: a serialized ScaNN searcher over these vectors (loaded instead of re-trained)."""
         if not isinstance(embeddings, np.ndarray):
@@ -131,6 +134,7 @@ class DocumentIndex:
         self.scann_params = scann_params or ScannParams()
         self.num_neighbors = num_neighbors
         self.scann_folder = scann_folder
+        self.devices = None if devices is None else list(devices)
         self._searcher: ExactSearcher | ScannSearcher | None = None
         self._lock = threading.Lock()
 
@@ -140,7 +144,7 @@ class DocumentIndex:
         with self._lock:
             if self._searcher is None:
                 if self.backend == "exact":
-                    self._searcher = ExactSearcher(self.embeddings, self.search_dtype, self.chunk_size)
+                    self._searcher = ExactSearcher(self.embeddings, self.search_dtype, self.chunk_size, self.devices)
                 elif self.scann_folder is not None:
                     self._searcher = ScannSearcher.load(
                         self.scann_folder, self.embeddings, self.scann_params, self.num_neighbors
@@ -196,6 +200,7 @@ class DocumentIndex:
             scann_params=self.scann_params,
             num_neighbors=self.num_neighbors,
             name_or_path=self.name_or_path,
+            devices=self.devices,
         )
         settings.update(kwargs)
         return DocumentIndex(self.documents, self.embeddings, backend=backend, **settings)
