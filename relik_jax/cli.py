@@ -13,6 +13,7 @@ from rich.progress import Progress
 from relik_jax.data.jsonl import read_jsonl, write_jsonl
 from relik_jax.evaluation.gerbil import service as nif_service
 from relik_jax.inference.pipeline import Relik, RelikConfig
+from relik_jax.inference.pretrained import pretrained_folder
 from relik_jax.reader.convert import load_reference_reader, save_reader
 from relik_jax.retriever.build import build_index
 from relik_jax.retriever.encoder import Retriever, load_encoder, save_encoder
@@ -98,6 +99,9 @@ def convert(args: argparse.Namespace) -> None:
     elif args.kind == "index":
         # File to file: vectors memory-mapped and streamed, documents copied; no searcher is built.
         DocumentIndex.from_reference(args.source).save(args.destination)
+    elif args.kind == "pipeline" and args.source:
+        # a relik pipeline (config.yaml; folder or hub id): its components and settings as the config names them
+        pretrained_folder(args.source, destination=args.destination, progress=sys.stderr.isatty())
     elif args.kind == "pipeline":
 
         task = args.task or "span"
@@ -157,7 +161,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     c = sub.add_parser("convert", help="reference reader / retriever / index folder -> ours; or assemble a pipeline")
     c.add_argument("kind", choices=["reader", "retriever", "index", "pipeline"])
-    c.add_argument("source", nargs="?", help="reference folder (reader, retriever, index)")
+    c.add_argument("source", nargs="?", help="reference folder (reader, retriever, index); pipeline: a relik "
+                   "pipeline folder or hub id (config.yaml), converted with its settings (no --reader etc.)")
     c.add_argument("destination")
     c.add_argument("--reader", help="pipeline: reader folder (reference or ours)")
     c.add_argument("--span-retriever", help="pipeline: entity retriever encoder folder")

@@ -127,14 +127,15 @@ def missing_message(what: str, missing: Sequence[Missing], cache_dir: Path) -> s
     repos = [m for m in missing if is_repo_id(m.name) and not Path(m.name).exists()]
     if repos:
         env = "" if cache_dir == default_cache_dir() else f"HF_HUB_CACHE={cache_dir} "
-        lines.append("Fetch them where the network is reachable (into this cache, or copy the cache folder over):")
+        lines.append("Fetch them where the network is reachable, into this cache (or copy that cache folder here):")
         lines += [f"  {env}hf download {m.name}{''.join(' ' + f for f in m.files)}" for m in repos]
-        lines.append("  (`huggingface-cli download` with huggingface_hub < 0.34), or in Python:")
+        lines.append("(`hf` comes with huggingface_hub >= 0.34; before: `huggingface-cli download`), or in Python:")
         lines.append("  from huggingface_hub import snapshot_download")
         for m in repos:
             patterns = f", allow_patterns={list(m.files)!r}" if m.files else ""
             cache = "" if not env else f", cache_dir={str(cache_dir)!r}"
             lines.append(f"  snapshot_download({m.name!r}{patterns}{cache})")
+        lines.append("then load again (downloads are allowed when HF_HUB_OFFLINE is unset and local_files_only=False).")
     return "\n".join(lines)
 
 

@@ -123,19 +123,30 @@ def per_task(section: Any, tasks: list[str], key: str) -> dict[str, str]:
 
 
 def pretrained_folder(name_or_path: str | Path, *, revision: str | None = None, local_files_only: bool | None = None,
-                      cache_dir: str | Path | None = None, progress: bool | None = None) -> Path:
-    """Our pipeline folder for `name_or_path` (see the module docstring), converting on first use."""
+                      cache_dir: str | Path | None = None, progress: bool | None = None,
+                      destination: str | Path | None = None) -> Path:
+    """Our pipeline folder for `name_or_path` (see the module docstring), converting on first use.
+
+    destination: write a self-contained folder there instead (indexes copied in our format, not linked); it must
+    not exist yet (`relik-jax convert pipeline SOURCE DESTINATION`)."""
     what = f"Relik.from_pretrained({str(name_or_path)!r})"
     fetcher = Fetcher(revision=revision, local_files_only=local_files_only, cache_dir=cache_dir)
     folder = fetcher.local(name_or_path, "pipeline", PIPELINE_FILES, revision=revision)
     fetcher.raise_missing(what)
     assert folder is not None
+    if destination is not None and Path(destination).exists():
+        raise FileExistsError(f"{destination} exists: convert into a new folder")
     if (folder / "relik.json").is_file():
-        return folder
+        if destination is None:
+            return folder
+        shutil.copytree(folder, destination)  # (links followed: the copy stands alone)
+        return Path(destination)
     config = yaml.safe_load((folder / "config.yaml").read_text()) or {}
     pipeline = parse_reference_config(config)
     components = resolve_components(pipeline, folder, fetcher)
     fetcher.raise_missing(what)
+    if destination is not None:
+        return convert(pipeline, components, Path(destination), str(name_or_path), progress, link=False)
     key = cache_key((folder / "config.yaml").read_bytes(), components)
     out = conversion_folder(folder, str(name_or_path), key)
     if (out / "relik.json").is_file() and links_resolve(out):
@@ -210,15 +221,15 @@ def links_resolve(folder: Path) -> bool:
 
 
 def convert(pipeline: ReferencePipeline, components: dict[str, Any], out: Path, name: str,
-            progress: bool | None = None) -> Path:
+            progress: bool | None = None, link: bool = True) -> Path:
     """Write our pipeline folder `out` (into a temporary sibling, renamed when complete: a crash or a concurrent
-    conversion never leaves a half-written folder behind)."""
+    conversion never leaves a half-written folder behind). link: link the indexes instead of copying them."""
     tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     steps = [("reader", convert_reader)]
     steps += [(role, convert_encoder) for role in components if role.startswith("encoder-")]
-    steps += [(role, link_index) for role in components if role.startswith("index-")]
+    steps += [(role, link_index if link else copy_index) for role in components if role.startswith("index-")]
     show = sys.stderr.isatty() if progress is None else progress
     try:
         with Progress(disable=not show, transient=False) as bar:
@@ -256,12 +267,17 @@ def convert_encoder(components: dict[str, Any], role: str, out: Path) -> None:
 
 def link_index(components: dict[str, Any], role: str, out: Path) -> None:
     """Link the index folder (both layouts load as they are); copy it in our format where links are refused."""
-    folder = Path(components[role]).absolute()
     try:
-        (out / role).symlink_to(folder, target_is_directory=True)
+        (out / role).symlink_to(Path(components[role]).absolute(), target_is_directory=True)
     except OSError:  # e.g. Windows without the symlink privilege
-        loader = DocumentIndex.load if (folder / "index.json").is_file() else DocumentIndex.from_reference
-        loader(folder).save(out / role)
+        copy_index(components, role, out)
+
+
+def copy_index(components: dict[str, Any], role: str, out: Path) -> None:
+    """The index in our format (streamed file to file)."""
+    folder = Path(components[role])
+    loader = DocumentIndex.load if (folder / "index.json").is_file() else DocumentIndex.from_reference
+    loader(folder).save(out / role)
 
 
 # ------------------------------------------------------------------------------------------------------ devices

@@ -9,10 +9,13 @@ import os
 import shutil
 from pathlib import Path
 
+import jax
 import pytest
 import yaml
+from flax import nnx
 
 from relik_jax import paths
+from relik_jax.cli import main
 from relik_jax.inference.pipeline import Relik
 
 ORG = "relik-jax-test"
@@ -70,7 +73,11 @@ def test_reference_pipeline_folder_annotates_like_the_reference(reference_pipeli
     manifest = json.loads((reference_pipelines_dir / "manifest.json").read_text())["pipelines"][name]
     folder = reference_pipelines_dir / manifest["folder"]
     # The reference ran on CPU in fp32: search the (fp32) index in fp32 for identical candidate rankings.
-    relik = Relik.from_pretrained(folder, index_dtype="fp32", local_files_only=True)
+    relik = Relik.from_pretrained(folder, index_dtype="fp32", local_files_only=True, device="cpu")
+    cpu = jax.devices("cpu")[0]
+    assert {leaf.device for leaf in jax.tree.leaves(nnx.state(relik.reader.model))} == {cpu}
+    for retriever in relik.retrievers.values():
+        assert retriever.index.devices == [cpu] and retriever.index.search_dtype == "float32"
     settings = manifest["settings"]
     assert (relik.config.top_k, relik.config.window_size, relik.config.window_stride) == \
         (settings["top_k"], settings["window_size"], settings["window_stride"])
@@ -78,6 +85,17 @@ def test_reference_pipeline_folder_annotates_like_the_reference(reference_pipeli
     assert relik.config.use_nme is (True if name == "el" else manifest["config_edits"]["reader"]["use_nme"])
     texts, reference = expected(reference_pipelines_dir, name)
     assert_same(relik(texts), reference, name)
+
+
+def test_convert_command_writes_a_self_contained_folder(reference_pipelines_dir, tmp_path):
+    manifest = json.loads((reference_pipelines_dir / "manifest.json").read_text())["pipelines"]["el"]
+    out = tmp_path / "converted"
+    main(["convert", "pipeline", str(reference_pipelines_dir / manifest["folder"]), str(out)])
+    saved = json.loads((out / "relik.json").read_text())
+    assert {k: saved[k] for k in manifest["settings"]} == manifest["settings"]
+    assert saved["task"] == "span" and saved["use_nme"] is True
+    assert (out / "reader" / "reader_config.json").is_file() and (out / "retriever-span" / "config.json").is_file()
+    assert not (out / "index-span").is_symlink() and (out / "index-span" / "index.json").is_file()
 
 
 def blob_tree(cache: Path, repo_id: str, files: dict[str, Path | str], commit: str) -> Path:
