@@ -81,7 +81,7 @@ class Relik:
 
     # ------------------------------------------------------------------------------------------ persistence
     @classmethod
-    def from_pretrained(cls, name_or_path: str | Path, *, dtype: str = "fp32", index_dtype: str | None = "fp16",
+    def from_pretrained(cls, name_or_path: str | Path, *, dtype: str = "fp32", index_dtype: str | None = None,
                         device: Any = None, revision: str | None = None, local_files_only: bool | None = None,
                         progress: bool | None = None, **overrides: Any) -> Relik:
         """A pipeline by folder or hub id: ours (`relik.json` + `reader/` + `retriever-<task>/` + `index-<task>/`),
@@ -90,10 +90,11 @@ class Relik:
         Face cache, or a download unless `local_files_only` (default: HF_HUB_OFFLINE). Resolution, cache and the
         one error naming every missing repository: `relik_jax.inference.pretrained`.
 
-        dtype: reader and encoder compute dtype; index_dtype: on-device dtype of exact search (fp16 by default;
-        None = as stored); device: a jax.Device or "cpu" / "gpu" / "tpu" ("gpu:1"): the reader's and encoders'
-        parameters and the index vectors are placed there, so every compiled call runs there (None = JAX's
-        default device, the index sharded over all local devices); overrides: RelikConfig fields."""
+        dtype: reader and encoder compute dtype; index_dtype: on-device dtype of exact search, None = as stored:
+        fp16 for the published indexes and `relik-jax index build`'s default, fp32 where an index was saved so (as
+        the reference searches it); device: a jax.Device or "cpu" / "gpu" / "tpu" ("gpu:1"): the reader's and
+        encoders' parameters and the index vectors are placed there, so every compiled call runs there (None =
+        JAX's default device, the index sharded over all local devices); overrides: RelikConfig fields."""
         folder = pretrained_folder(name_or_path, revision=revision, local_files_only=local_files_only,
                                    progress=progress)
         raw = json.loads((folder / "relik.json").read_text())
