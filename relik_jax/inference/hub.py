@@ -151,9 +151,8 @@ class Fetcher:
     then the working directory); a hub id in the local cache whose snapshot has the `required` files; a download
     unless `local_files_only` (default: HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE)."""
 
-    def __init__(self, *, revision: str | None = None, local_files_only: bool | None = None,
-                 cache_dir: str | Path | None = None, bases: Sequence[Path] = ()):
-        self.revision = revision
+    def __init__(self, *, local_files_only: bool | None = None, cache_dir: str | Path | None = None,
+                 bases: Sequence[Path] = ()):
         self.local_files_only = offline() if local_files_only is None else local_files_only
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else hub_cache_dir()
         self.bases = list(bases)

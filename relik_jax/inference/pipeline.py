@@ -87,8 +87,8 @@ class Relik:
         """A pipeline by folder or hub id: ours (`relik.json` + `reader/` + `retriever-<task>/` + `index-<task>/`),
         or relik's (`config.yaml`, e.g. "sapienzanlp/relik-entity-linking-large"), converted once and cached with
         its settings (top_k, windows, use_nme, metadata fields); components come from local paths, the Hugging
-        Face cache, or a download unless `local_files_only` (default: HF_HUB_OFFLINE). Resolution, cache and the
-        one error naming every missing repository: `relik_jax.inference.pretrained`.
+        Face cache, or a download unless `local_files_only` (default: HF_HUB_OFFLINE); `revision`: of the pipeline's
+        hub repo. Resolution, cache and the one error naming every missing repository: `inference.pretrained`.
 
         dtype: reader and encoder compute dtype; index_dtype: on-device dtype of exact search, None = as stored:
         fp16 for the published indexes and `relik-jax index build`'s default, fp32 where an index was saved so (as

@@ -38,6 +38,7 @@ from typing import Any
 import jax
 import yaml
 from flax import nnx
+from rich.console import Console
 from rich.progress import Progress
 
 from relik_jax import paths
@@ -82,8 +83,10 @@ def parse_reference_config(config: dict[str, Any]) -> ReferencePipeline:
         reader_name, target, reader = reader, "", {}
     if not reader_name:
         raise ValueError("config.yaml: no reader (reader.transformer_model)")
-    kind = "triplet" if "Triplet" in target else "span" if "Span" in target else ("span" if task == "span" else
-                                                                                   "triplet")
+    if "Triplet" in target or "Span" in target:
+        kind = "triplet" if "Triplet" in target else "span"
+    else:  # a bare reader name: relik picks the class from the checkpoint, which follows the task
+        kind = "span" if task == "span" else "triplet"
     size, stride = config.get("window_size"), config.get("window_stride")
     if isinstance(size, str):
         if size.lower() == "sentence":
@@ -130,7 +133,7 @@ def pretrained_folder(name_or_path: str | Path, *, revision: str | None = None, 
     destination: write a self-contained folder there instead (indexes copied in our format, not linked); it must
     not exist yet (`relik-jax convert pipeline SOURCE DESTINATION`)."""
     what = f"Relik.from_pretrained({str(name_or_path)!r})"
-    fetcher = Fetcher(revision=revision, local_files_only=local_files_only, cache_dir=cache_dir)
+    fetcher = Fetcher(local_files_only=local_files_only, cache_dir=cache_dir)
     folder = fetcher.local(name_or_path, "pipeline", PIPELINE_FILES, revision=revision)
     fetcher.raise_missing(what)
     assert folder is not None
@@ -149,7 +152,7 @@ def pretrained_folder(name_or_path: str | Path, *, revision: str | None = None, 
         return convert(pipeline, components, Path(destination), str(name_or_path), progress, link=False)
     key = cache_key((folder / "config.yaml").read_bytes(), components)
     out = conversion_folder(folder, str(name_or_path), key)
-    if (out / "relik.json").is_file() and links_resolve(out):
+    if complete(out):
         return out
     return convert(pipeline, components, out, str(name_or_path), progress)
 
@@ -215,9 +218,9 @@ def conversion_folder(pipeline: Path, name: str, key: str) -> Path:
     return paths.CACHE / "pipelines" / f"{slug}-{key}"
 
 
-def links_resolve(folder: Path) -> bool:
-    """Every linked index of a converted folder still exists (its hub snapshot may have been deleted)."""
-    return all(p.exists() for p in folder.iterdir() if p.is_symlink())
+def complete(folder: Path) -> bool:
+    """A finished conversion whose linked indexes still exist (their hub snapshots may have been deleted)."""
+    return (folder / "relik.json").is_file() and all(p.exists() for p in folder.iterdir() if p.is_symlink())
 
 
 def convert(pipeline: ReferencePipeline, components: dict[str, Any], out: Path, name: str,
@@ -232,7 +235,7 @@ def convert(pipeline: ReferencePipeline, components: dict[str, Any], out: Path, 
     steps += [(role, link_index if link else copy_index) for role in components if role.startswith("index-")]
     show = sys.stderr.isatty() if progress is None else progress
     try:
-        with Progress(disable=not show, transient=False) as bar:
+        with Progress(console=Console(stderr=True), disable=not show) as bar:
             job = bar.add_task(f"converting {name}", total=len(steps))
             for role, step in steps:
                 bar.update(job, description=f"converting {name}: {role}")
@@ -242,9 +245,13 @@ def convert(pipeline: ReferencePipeline, components: dict[str, Any], out: Path, 
                                                **{f"encoder-{t}": n for t, n in pipeline.encoders.items()},
                                                **{f"index-{t}": n for t, n in pipeline.indexes.items()}}}
         (tmp / "relik.json").write_text(json.dumps({**pipeline.settings, "converted_from": source}, indent=2) + "\n")
-        if out.exists():  # stale (a dangling index link) or written meanwhile by another process
-            shutil.rmtree(out, ignore_errors=True)
-        tmp.rename(out)
+        if out.exists() and not complete(out):  # stale: an index link dangles
+            shutil.rmtree(out)
+        try:
+            tmp.rename(out)
+        except OSError:  # another process finished the same conversion first: use its folder
+            if not complete(out):
+                raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
