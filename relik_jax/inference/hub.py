@@ -135,7 +135,8 @@ def missing_message(what: str, missing: Sequence[Missing], cache_dir: Path) -> s
             patterns = f", allow_patterns={list(m.files)!r}" if m.files else ""
             cache = "" if not env else f", cache_dir={str(cache_dir)!r}"
             lines.append(f"  snapshot_download({m.name!r}{patterns}{cache})")
-        lines.append("then load again (downloads are allowed when HF_HUB_OFFLINE is unset and local_files_only=False).")
+        lines.append("then load again (where the network is reachable, without HF_HUB_OFFLINE / local_files_only, "
+                     "from_pretrained downloads them itself).")
     return "\n".join(lines)
 
 
