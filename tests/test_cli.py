@@ -23,8 +23,8 @@ def test_convert_pipeline_and_annotate(reference_dir, tmp_path):
     main(["annotate", str(out), str(docs), str(tmp_path / "out.jsonl")])
     rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [r["id"] for r in rows] == [f"d{i}" for i in range(len(call["texts"]))]
-    for row, ref in zip(rows, expected, strict=True):
-        assert {tuple(s[:3]) for s in row["spans"]} == {tuple(s[:3]) for s in ref["spans"]}
+    for row, ref in zip(rows, expected, strict=True):  # public output: the reference's well-formed spans
+        assert {tuple(s[:3]) for s in row["spans"]} == {tuple(s[:3]) for s in ref["spans"] if s[0] < s[1]}
 
 
 def test_annotate_input_errors_name_the_line(tmp_path):

@@ -44,6 +44,7 @@ class RelikConfig:
     chunk_windows: int = 1024
     use_nme: bool | None = None  # reader: None -> the reader's default (EL True; RE/cIE from the checkpoint config)
     relation_threshold: float | None = None  # reader: None -> the checkpoint's `threshold`
+    raw_output: bool = False  # True: keep the reference's empty / inverted spans (parity); see inference/merge.py
 
     def __post_init__(self) -> None:
         if self.task not in DEFAULT_WINDOWS:
@@ -167,7 +168,7 @@ class Relik:
                 raise TypeError(f"document {doc_index}: expected str or list of words, got {type(text).__name__}")
             words = tokenize(text, is_split_into_words=split)
             state = DocumentMerge(doc_index, text, [w.text for w in words], keep_windows=return_windows,
-                                  keep_candidates=keep_candidates)
+                                  keep_candidates=keep_candidates, raw=self.config.raw_output)
             open_docs.append(state)
             doc_cands = self._doc_candidates(candidates, doc_index)
             for window in self.splitter.split_document(text, doc_index, words):
