@@ -20,6 +20,7 @@ from typing import Any
 
 from relik_jax.inference.merge import DocumentMerge
 from relik_jax.inference.outputs import RelikOutput
+from relik_jax.inference.validation import accepts_documents, isolates_documents
 from relik_jax.labels import NME
 from relik_jax.reader.convert import load_reader, save_reader
 from relik_jax.reader.inputs import ReaderWindow
@@ -129,6 +130,7 @@ class Relik:
         return annotate
 
     # ------------------------------------------------------------------------------------------------ calls
+    @accepts_documents  # inference/validation.py: records, clear TypeErrors (bytes, None, 42), on_error=
     def __call__(self, text: str | Sequence[str], candidates: Any = None, **kwargs: Any) -> RelikOutput | list:
         """Annotate one text (-> RelikOutput) or a list of texts (-> list). See `stream` for the arguments."""
         single = isinstance(text, str)
@@ -136,6 +138,7 @@ class Relik:
         outputs = list(self.stream(texts, candidates=candidates, **kwargs))
         return outputs[0] if single else outputs
 
+    @isolates_documents  # inference/validation.py: lazy per-document checks; one failing document fails alone
     def stream(self, texts: Iterable[str | list[str]], *, candidates: Any = None, top_k: int | None = None,
                is_split_into_words: bool = False, return_windows: bool = False, keep_candidates: bool = True,
                progress: Any = None) -> Iterator[RelikOutput]:
