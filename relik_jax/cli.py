@@ -1,4 +1,4 @@
-"""`relik-jax` command line: annotate, add-candidates, convert, serve."""
+"""`relik-jax` command line: annotate, add-candidates, convert, serve (--json / --nif)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ from relik_jax.reader.convert import load_reference_reader, save_reader
 from relik_jax.retriever.encoder import Retriever, load_encoder, save_encoder
 from relik_jax.retriever.encoder import add_candidates as add
 from relik_jax.retriever.index import DocumentIndex
+from relik_jax.serve.backends import RelikBackend
+from relik_jax.serve.json_api import serve_json
+from relik_jax.serve.worker import Worker
 
 
 def _read_documents(path: Path) -> Iterator[tuple[str, dict]]:
@@ -112,15 +115,35 @@ def convert(args: argparse.Namespace) -> None:
 
 
 def serve(args: argparse.Namespace) -> None:
-    argv = ["--host", args.host, "--port", str(args.port)]
+    """`serve --nif` (GERBIL), `--json` (relik's `relik serve` API) or both on one worker, i.e. one model."""
+    if not (args.nif or args.json):
+        raise SystemExit("serve needs --json (relik's JSON API) and/or --nif (NIF for GERBIL)")
     if args.gold:
-        nif_service.main([*argv, "--gold", args.gold])
+        if args.json:
+            raise SystemExit("serve --gold serves gold annotations over NIF only (drop --json)")
+        nif_service.main(["--host", args.host, "--port", str(1235 if args.port is None else args.port),
+                          "--gold", args.gold])
         return
     if not args.model:
-        raise SystemExit("serve --nif needs --model PIPELINE_FOLDER (or --gold DATASET to serve gold annotations)")
-
-    relik = Relik.from_pretrained(args.model, dtype=args.precision)
-    nif_service.serve_nif(relik.annotator(), host=args.host, port=args.port, block=True, verbose=True)
+        raise SystemExit("serve needs --model PIPELINE_FOLDER (or --nif --gold DATASET to serve gold annotations)")
+    relik = Relik.from_pretrained(args.model, dtype=args.precision,
+                                  **({"top_k": args.top_k} if args.top_k else {}))
+    # the slice a long document runs before short requests get a turn (see relik_jax/serve/worker.py)
+    relik.config.chunk_windows = args.chunk_windows
+    backend = RelikBackend(relik)
+    worker = Worker(backend, max_batch=args.max_batch, max_queue=args.max_queue, long_chars=args.long_chars)
+    nif_port = args.nif_port if args.json else (1235 if args.port is None else args.port)
+    try:
+        if args.nif and args.json:
+            nif = nif_service.serve_nif(worker=worker, host=args.host, port=nif_port, block=False, verbose=True)
+            print(f"NIF service on {nif.url}/ (paths /dbpedia, /wikipedia choose the URI style)", flush=True)
+        if args.json:
+            serve_json(worker, backend.limits(), host=args.host, port=8000 if args.port is None else args.port,
+                       block=True, log_level="info")
+        else:
+            nif_service.serve_nif(worker=worker, host=args.host, port=nif_port, block=True, verbose=True)
+    finally:
+        worker.close()
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -161,13 +184,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     c.add_argument("--window-stride", type=int)
     c.set_defaults(fn=convert)
 
-    s = sub.add_parser("serve", help="NIF web service for GERBIL (A2KB)")
-    s.add_argument("--nif", action="store_true", required=True, help="serve NIF over HTTP (the only protocol)")
+    s = sub.add_parser("serve", help="web services: JSON (relik's `relik serve` API) and/or NIF for GERBIL (A2KB)")
+    s.add_argument("--json", action="store_true", help="JSON API: GET/POST /api/relik, GET /health ([serve] extra)")
+    s.add_argument("--nif", action="store_true", help="NIF Turtle over HTTP for GERBIL")
     s.add_argument("--model", help="pipeline folder")
-    s.add_argument("--gold", help="serve the gold annotations of a dataset instead of a model (testing)")
+    s.add_argument("--gold", help="serve the gold annotations of a dataset instead of a model (testing, --nif)")
     s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=1235)
+    s.add_argument("--port", type=int, default=None, help="default 8000 (--json) or 1235 (--nif alone)")
+    s.add_argument("--nif-port", type=int, default=1235, help="NIF port when serving both (default 1235)")
     s.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    s.add_argument("--top-k", type=int, default=None, help="default: the pipeline's saved top_k")
+    s.add_argument("--max-batch", type=int, default=32, help="short documents per model call")
+    s.add_argument("--max-queue", type=int, default=4096, help="documents waiting before 503 + Retry-After")
+    s.add_argument("--long-chars", type=int, default=10_000, help="documents longer run in the long lane")
+    s.add_argument("--chunk-windows", type=int, default=64,
+                   help="windows a long document runs before waiting short requests get a turn")
     s.set_defaults(fn=serve)
 
     args = parser.parse_args(argv)

@@ -40,6 +40,8 @@ class Candidates:
 
 def candidate_to_dict(candidate: Any) -> dict:
     """A retrieved passage as the reference's `Document.to_dict()`: `{"text", "id", "metadata"}`."""
+    if hasattr(candidate, "document") and hasattr(candidate, "score"):  # a retrieval hit: report its passage
+        candidate = candidate.document
     if hasattr(candidate, "to_dict"):
         return candidate.to_dict()
     if isinstance(candidate, dict):

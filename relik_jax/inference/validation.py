@@ -21,7 +21,8 @@ Errors (`on_error` of `stream` and `__call__`):
 
 The same applies when the model itself fails: the documents being processed together (one chunk of windows) are
 re-run in halves (`isolate`) until the failing document is alone, so every other one is annotated as if alone and
-only the failing one gets a `DocumentError` ("annotation failed: ...", chained to the original exception). A
+only the failing one gets an `AnnotationError` (a `DocumentError`: "annotation failed: ...", chained to the
+original exception). A
 reader (the CLI) may put a `DocumentError` in the input in place of a document it could not read: it is reported
 at that position like any other bad document.
 """
@@ -38,8 +39,8 @@ from typing import Any, TypeVar
 
 from relik_jax.inference.outputs import RelikOutput
 
-__all__ = ["ON_ERROR", "DocumentError", "DocumentTypeError", "accepts_documents", "check_text", "error_output",
-           "isolate", "isolates_documents", "validate_document"]
+__all__ = ["ON_ERROR", "AnnotationError", "DocumentError", "DocumentTypeError", "accepts_documents", "check_text",
+           "error_output", "isolate", "isolates_documents", "validate_document"]
 
 ON_ERROR = ("raise", "record", "skip")
 RECORD_KEYS = ("text", "id")
@@ -65,6 +66,11 @@ class DocumentError(ValueError):
 
 class DocumentTypeError(DocumentError, TypeError):
     """A document of the wrong type (bytes, None, a number, a dict without "text", ...)."""
+
+
+class AnnotationError(DocumentError):
+    """A valid document on which the model failed (the original exception is its `__cause__`): the caller's input
+    is fine, so a service answers it as a server error (5xx), unlike other `DocumentError`s (4xx)."""
 
 
 def _expected(got: object) -> str:
@@ -270,8 +276,10 @@ class _IsolatedStream:
 
     def _finish(self, entry: _Entry, out: RelikOutput | Exception) -> Iterator[RelikOutput]:
         if isinstance(out, Exception):
-            reason = out.reason if isinstance(out, DocumentError) else f"annotation failed: {type(out).__name__}: {out}"
-            err = DocumentError(entry.index, reason, entry.id)
+            if isinstance(out, DocumentError):
+                err = type(out)(entry.index, out.reason, entry.id)
+            else:
+                err = AnnotationError(entry.index, f"annotation failed: {type(out).__name__}: {out}", entry.id)
             err.__cause__ = out
             yield from self._failed(err)
             return
