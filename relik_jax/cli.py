@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from rich.progress import Progress
 
 from relik_jax.data.jsonl import read_jsonl, write_jsonl
 from relik_jax.evaluation.gerbil import service as nif_service
+from relik_jax.inference.files import ResumeError, annotate_file
 from relik_jax.inference.pipeline import Relik, RelikConfig
 from relik_jax.reader.convert import load_reference_reader, save_reader
 from relik_jax.retriever.encoder import Retriever, load_encoder, save_encoder
@@ -22,50 +22,26 @@ from relik_jax.serve.json_api import serve_json
 from relik_jax.serve.worker import Worker
 
 
-def _read_documents(path: Path) -> Iterator[tuple[str, dict]]:
-    """Yields (text, record) from a .txt file (one document per line), a .jsonl file ({"text": ...}) or a
-    folder of .txt files (one document per file)."""
-    if path.is_dir():
-        for f in sorted(path.glob("*.txt")):
-            yield f.read_text(), {"id": f.name}
-        return
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if path.suffix == ".jsonl":
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise SystemExit(f"{path}:{n}: not valid JSON ({e})") from None
-                if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-                    raise SystemExit(f'{path}:{n}: expected an object with a string "text" field')
-                yield record["text"], record
-            else:
-                yield line.rstrip("\n"), {"id": n - 1}
-
-
 def annotate(args: argparse.Namespace) -> None:
-
-
-    relik = Relik.from_pretrained(args.model, dtype=args.precision, top_k=args.top_k or 100)
+    """Annotate a file into JSONL, one line per document in input order; see relik_jax/inference/files.py for the
+    reading (per-line decoding, error records), atomic appends and --resume."""
     src, dst = Path(args.input), Path(args.output)
-    records: list[dict] = []
-
-    def texts() -> Iterator[str]:
-        for text, record in _read_documents(src):
-            records.append(record)
-            yield text
-
-    with Progress(transient=True, disable=not sys.stderr.isatty()) as progress, dst.open("w") as out:
+    if not src.exists():
+        raise SystemExit(f"annotate: INPUT {src} does not exist")
+    # the pipeline's saved top_k unless --top-k is given
+    relik = Relik.from_pretrained(args.model, dtype=args.precision, **({"top_k": args.top_k} if args.top_k else {}))
+    with Progress(transient=True, disable=not sys.stderr.isatty()) as progress:
         task = progress.add_task("annotating (windows)", total=None)
-        for i, output in enumerate(relik.stream(texts(), keep_candidates=False,
-                                                progress=lambda n: progress.advance(task, n))):
-            d = output.to_dict()
-            d.pop("candidates")
-            d["id"] = records[i].get("id", i)
-            out.write(json.dumps(d, ensure_ascii=False) + "\n")
-            records[i] = {}  # bounded memory: records are only needed until written
+        try:
+            report = annotate_file(relik, src, dst, resume=args.resume, on_error=args.on_error,
+                                   group_size=args.group_size, progress=lambda n: progress.advance(task, n))
+        except ResumeError as err:
+            raise SystemExit(f"annotate --resume: {err}") from None
+    resumed = f", {report.resumed} already there (--resume)" if report.resumed else ""
+    print(f"{dst}: {report.written} documents written{resumed}", file=sys.stderr)
+    if report.failed:
+        what = "stopped at" if args.on_error == "fail" else f"{report.failed} of {report.documents} failed, e.g."
+        raise SystemExit(f"annotate: {what} {report.first_error}")
 
 
 def add_candidates(args: argparse.Namespace) -> None:
@@ -155,7 +131,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     a.add_argument("input")
     a.add_argument("output", help="JSONL, one RelikOutput per input document")
     a.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
-    a.add_argument("--top-k", type=int, default=None)
+    a.add_argument("--top-k", type=int, default=None, help="default: the pipeline's saved top_k")
+    a.add_argument("--on-error", choices=["skip", "fail"], default="skip",
+                   help="skip: write an error line {id, error} and go on (exit 1 at the end); fail: stop there")
+    a.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run: keep OUTPUT's complete lines, annotate the rest")
+    a.add_argument("--group-size", type=int, default=256,
+                   help="documents per model stream (fixed groups make --resume byte-identical)")
     a.set_defaults(fn=annotate)
 
     r = sub.add_parser("add-candidates", help="add retrieved candidates to windowized JSONL (reader training data)")

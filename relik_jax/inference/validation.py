@@ -114,6 +114,8 @@ def validate_document(item: Any, index: int) -> tuple[str | list[str], Any]:
         doc_id = item.get("id", index)
         if not isinstance(doc_id, (str, int)) or isinstance(doc_id, bool):
             raise DocumentTypeError(index, f'"id" must be a str or an int, got {type(doc_id).__name__}')
+        if isinstance(doc_id, str):
+            check_text(doc_id, index, what='"id"')
         unknown = sorted(map(str, set(item) - set(RECORD_KEYS)))
         if unknown:
             raise DocumentError(index, f"unknown key(s) {', '.join(map(repr, unknown))} (a record has "
