@@ -76,9 +76,9 @@ def run(docs: int, kills: int, workdir: Path, seed: int = 0) -> dict:
     first = subprocess.run(annotate_cmd(pipeline, src, full, False), env=env, capture_output=True, text=True)
     uninterrupted_s = time.perf_counter() - t0
     log = []
-    for k in range(kills):
+    targets = sorted(rng.sample(range(1, docs), kills))  # kill once the output has this many lines (+0-50 ms)
+    for k, target in enumerate(targets):
         before = count_lines(resumed)
-        target = rng.randint(before + 1, max(before + 1, docs - (kills - k)))  # leave work for later kills
         proc = subprocess.Popen(annotate_cmd(pipeline, src, resumed, True), env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         while proc.poll() is None and count_lines(resumed) < target:
@@ -89,8 +89,8 @@ def run(docs: int, kills: int, workdir: Path, seed: int = 0) -> dict:
         proc.wait()
         size = resumed.stat().st_size if resumed.exists() else 0
         torn = size > 0 and not resumed.read_bytes().endswith(b"\n")
-        log.append({"kill": k + 1, "lines_before": before, "lines_at_kill": count_lines(resumed), "torn_tail": torn,
-                    "exit": proc.returncode})
+        log.append({"kill": k + 1, "target_lines": target, "lines_before": before,
+                    "lines_at_kill": count_lines(resumed), "torn_tail": torn, "exit": proc.returncode})
     last = subprocess.run(annotate_cmd(pipeline, src, resumed, True), env=env, capture_output=True, text=True)
     rows = [json.loads(line) for line in resumed.read_text(encoding="utf-8").splitlines()]
     errors = [r for r in rows if "error" in r]
@@ -100,6 +100,7 @@ def run(docs: int, kills: int, workdir: Path, seed: int = 0) -> dict:
         "uninterrupted_s": round(uninterrupted_s, 1),
         "identical": full.read_bytes() == resumed.read_bytes(),
         "lines": len(rows), "ids_in_order": [r["id"] for r in rows] == [f"d{i}" for i in range(docs)],
+        "valid_annotated": sum("spans" in r for r in rows),
         "error_records": len(errors), "bad_inputs": bad,
         "error_examples": [e["error"] for e in errors[:2]],
         "final_stderr": last.stderr.strip().splitlines()[-2:],
@@ -119,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
     ok = (report["identical"] and report["ids_in_order"] and report["lines"] == args.docs
-          and report["error_records"] == sum(report["bad_inputs"].values()))
+          and report["error_records"] == sum(report["bad_inputs"].values())
+          and report["valid_annotated"] == args.docs - report["error_records"])
     return 0 if ok else 1
 
 

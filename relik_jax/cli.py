@@ -40,8 +40,10 @@ def annotate(args: argparse.Namespace) -> None:
     resumed = f", {report.resumed} already there (--resume)" if report.resumed else ""
     print(f"{dst}: {report.written} documents written{resumed}", file=sys.stderr)
     if report.failed:
-        what = "stopped at" if args.on_error == "fail" else f"{report.failed} of {report.documents} failed, e.g."
-        raise SystemExit(f"annotate: {what} {report.first_error}")
+        example = f", e.g. {report.first_error}" if report.first_error else " (error lines written by an earlier run)"
+        if args.on_error == "fail":
+            raise SystemExit(f"annotate: stopped at {report.first_error}")
+        raise SystemExit(f"annotate: {report.failed} of {report.documents} documents failed{example}")
 
 
 def add_candidates(args: argparse.Namespace) -> None:

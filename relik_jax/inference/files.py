@@ -62,8 +62,13 @@ def _lines(path: Path) -> Iterator[bytes]:
 
 def _jsonl_record(raw: bytes, where: str, index: int) -> tuple[Any, dict | DocumentError]:
     line = _decode(raw, where, index, index)
-    if isinstance(line, DocumentError):
-        return index, line
+    if isinstance(line, DocumentError):  # its error line still carries the record's id when it can be read
+        try:
+            doc_id = json.loads(raw.decode("utf-8", "replace")).get("id")
+        except (ValueError, AttributeError):
+            doc_id = None
+        doc_id = doc_id if _usable_id(doc_id) else index
+        return doc_id, DocumentError(index, line.reason, doc_id)
     try:
         record = json.loads(line)
     except json.JSONDecodeError as err:
@@ -168,7 +173,7 @@ class AnnotateReport:
     documents: int = 0  # input documents seen
     written: int = 0  # lines written by this run
     resumed: int = 0  # documents found already written
-    failed: int = 0  # error records written (or the one that stopped an on_error="fail" run)
+    failed: int = 0  # error records in the output (resumed ones included), or the one that stopped a "fail" run
     first_error: str | None = None
 
 
@@ -203,7 +208,7 @@ def annotate_file(relik: Any, src: str | Path, dst: str | Path, *, resume: bool 
     if on_error not in ("skip", "fail"):
         raise ValueError(f"on_error must be 'skip' or 'fail', got {on_error!r}")
     done = completed_records(dst) if resume else []
-    report = AnnotateReport(resumed=len(done))
+    report = AnnotateReport(resumed=len(done), failed=sum(head is None for _, head in done))
     writer = LineWriter(dst, truncate=not resume, fsync_every=fsync_every)
     docs = read_documents(src)
     try:

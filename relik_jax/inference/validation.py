@@ -22,9 +22,12 @@ Errors (`on_error` of `stream` and `__call__`):
 The same applies when the model itself fails: the documents being processed together (one chunk of windows) are
 re-run in halves (`isolate`) until the failing document is alone, so every other one is annotated as if alone and
 only the failing one gets an `AnnotationError` (a `DocumentError`: "annotation failed: ...", chained to the
-original exception). A
-reader (the CLI) may put a `DocumentError` in the input in place of a document it could not read: it is reported
-at that position like any other bad document.
+original exception). A reader (the CLI) may put a `DocumentError` in the input in place of a document it could not
+read: it is reported at that position like any other bad document.
+
+Why a decorator: `Relik.stream` batches windows across documents, so the valid documents before a bad one are still
+inside the pipeline when the bad one is read; the hook ends the pipeline's input there (it flushes them), and maps
+its outputs back to input positions, without changes to the pipeline's own loop.
 """
 
 from __future__ import annotations
