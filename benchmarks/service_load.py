@@ -89,7 +89,7 @@ def rss_mb(pid: int) -> dict[str, float]:
 # ------------------------------------------------------------------------------------------------- requests
 
 
-def http(url: str, method: str, path: str, body: bytes = b"", headers: dict | None = None) -> tuple[int, bytes]:
+def request(url: str, method: str, path: str, body: bytes = b"", headers: dict | None = None) -> tuple[int, bytes]:
     host, port = url.split("//")[1].split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=600)
     try:
@@ -147,7 +147,7 @@ def hostile_valid_text(k: int) -> tuple[str, str]:
 
 
 def run(n_valid: int = 2000, n_bad: int = 1000, clients: int = 100, long_chars: int = 200_000,
-        seed: int = 0) -> dict:
+        seed: int = 0, warmup: int = 40) -> dict:
     from tiny_pipeline import save_tiny_pipeline
 
     from relik_jax.inference.pipeline import Relik
@@ -167,7 +167,8 @@ def run(n_valid: int = 2000, n_bad: int = 1000, clients: int = 100, long_chars: 
     local = RelikBackend(Relik.from_pretrained(workdir / "pipeline"))
     alone: dict[str, dict] = {}
     t0 = time.perf_counter()
-    for t in {*texts, long_text, *(hostile_valid_text(k)[1] for k in range(n_bad))}:
+    used = {texts[i % len(texts)] for i in range(n_valid)} | set(texts[:warmup])
+    for t in {*used, long_text, *(hostile_valid_text(k)[1] for k in range(n_bad))}:
         (alone[t],) = json.loads(json.dumps(local([t], JsonOptions(), lambda: None)))
     expected_s = time.perf_counter() - t0
 
@@ -181,9 +182,13 @@ def run(n_valid: int = 2000, n_bad: int = 1000, clients: int = 100, long_chars: 
     ready = proc.stdout.readline().split()
     assert ready and ready[0] == "READY", ready
     nif_url, json_url, pid = ready[1], ready[2], int(ready[3])
-    for i, t in enumerate(texts[:40]):  # warm-up: compile the programs of the usual shapes
-        http(json_url, "POST", "/api/relik", json.dumps({"text": t}).encode())
-        http(nif_url, "POST", "/", nif_body(i, t)[1], {"Content-Type": "application/x-turtle"})
+    try:
+        for i, t in enumerate(texts[:warmup]):  # warm-up: compile the programs of the usual shapes
+            request(json_url, "POST", "/api/relik", json.dumps({"text": t}).encode())
+            request(nif_url, "POST", "/", nif_body(i, t)[1], {"Content-Type": "application/x-turtle"})
+    except BaseException:
+        proc.stdin.close()
+        raise
     rss_before = rss_mb(pid)
 
     # the work: valid documents and bad requests interleaved, shuffled with a fixed seed
@@ -200,10 +205,10 @@ def run(n_valid: int = 2000, n_bad: int = 1000, clients: int = 100, long_chars: 
             text = texts[i % len(texts)]
             if i % 2:  # NIF
                 ctx, body = nif_body(i, text)
-                status, data = http(nif_url, "POST", "/dbpedia", body, {"Content-Type": "application/x-turtle"})
+                status, data = request(nif_url, "POST", "/dbpedia", body, {"Content-Type": "application/x-turtle"})
                 ok = status == 200 and parse_answer(data, ctx) == nif_expected(text)
             else:
-                status, data = http(json_url, "POST", "/api/relik", json.dumps({"text": text}).encode(),
+                status, data = request(json_url, "POST", "/api/relik", json.dumps({"text": text}).encode(),
                                     {"content-type": "application/json"})
                 ok = status == 200 and json.loads(data) == [alone[text]]
             return {"kind": "valid", "endpoint": "nif" if i % 2 else "json", "ok": ok, "status": status,
@@ -216,18 +221,18 @@ def run(n_valid: int = 2000, n_bad: int = 1000, clients: int = 100, long_chars: 
             if endpoint == "nif":
                 ctx, body = nif_body(500_000 + i, text)
                 headers = {} if group % 2 else {"Content-Type": "application/x-turtle"}  # half: no Content-Type
-                status, data = http(nif_url, "POST", "/", body, headers)
+                status, data = request(nif_url, "POST", "/", body, headers)
                 ok = status == 200 and parse_answer(data, ctx) == nif_expected(text)
             else:
-                status, data = http(json_url, "POST", "/api/relik", json.dumps({"text": text}).encode())
+                status, data = request(json_url, "POST", "/api/relik", json.dumps({"text": text}).encode())
                 ok = status == 200 and json.loads(data) == [alone[text]]
             return {"kind": "hostile valid", "name": name, "endpoint": endpoint, "ok": ok, "status": status}
         if slot == 3:  # simulated model fault: 500 naming the document, for this request only
             text = f"Paris {POISON} number {i} ."
             if endpoint == "nif":
-                status, data = http(nif_url, "POST", "/", nif_body(600_000 + i, text)[1])
+                status, data = request(nif_url, "POST", "/", nif_body(600_000 + i, text)[1])
             else:
-                status, data = http(json_url, "POST", "/api/relik", json.dumps({"text": ["Paris .", text]}).encode())
+                status, data = request(json_url, "POST", "/api/relik", json.dumps({"text": ["Paris .", text]}).encode())
             ok = status == 500 and b"simulated model fault" in data
             return {"kind": "fault", "endpoint": endpoint, "ok": ok, "status": status}
         if endpoint == "nif":
@@ -235,13 +240,13 @@ def run(n_valid: int = 2000, n_bad: int = 1000, clients: int = 100, long_chars: 
                 name, want = "lone surrogate escape", 400
                 body = (b"@prefix nif: <http://persistence.uni-leipzig.org/nlp2rdf/ontologies/nif-core#> .\n"
                         b'<http://x.org/s#char=0,9> a nif:Context ; nif:isString "Obama \\uD800 x" .')
-                status, data = http(nif_url, "POST", "/", body, {"Content-Type": "application/x-turtle"})
+                status, data = request(nif_url, "POST", "/", body, {"Content-Type": "application/x-turtle"})
             else:
                 name, raw, want = malformed_catalogue(2 * group + slot)
                 status, data = raw_request(int(nif_url.rsplit(":", 1)[1]), raw)
         else:
             name, method, path, body, headers, want = json_malformed(3 * group + slot)
-            status, data = http(json_url, method, path, body, headers)
+            status, data = request(json_url, method, path, body, headers)
         ok = status == want and 400 <= status < 500 and len(data.strip()) > 0
         return {"kind": "malformed", "name": name, "endpoint": endpoint, "ok": ok, "status": status, "want": want}
 
@@ -262,21 +267,23 @@ def run(n_valid: int = 2000, n_bad: int = 1000, clients: int = 100, long_chars: 
         time.sleep(1.0)
         ctx, body = nif_body(999_999, long_text)
         long_box["t0"] = time.perf_counter()
-        status, data = http(nif_url, "POST", "/dbpedia", body, {"Content-Type": "application/x-turtle"})
+        status, data = request(nif_url, "POST", "/dbpedia", body, {"Content-Type": "application/x-turtle"})
         long_box["t1"] = time.perf_counter()
         long_box["ok"] = status == 200 and parse_answer(data, ctx) == nif_expected(long_text)
 
-    start = time.perf_counter()
-    threads = [threading.Thread(target=client) for _ in range(clients)] + [threading.Thread(target=send_long)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - start
-    rss_after = rss_mb(pid)
-    health = json.loads(http(json_url, "GET", "/health")[1])
-    proc.stdin.close()
-    proc.wait(timeout=60)
+    try:
+        start = time.perf_counter()
+        threads = [threading.Thread(target=client) for _ in range(clients)] + [threading.Thread(target=send_long)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - start
+        rss_after = rss_mb(pid)
+        health = json.loads(request(json_url, "GET", "/health")[1])
+    finally:
+        proc.stdin.close()  # the server stops when its stdin closes
+        proc.wait(timeout=60)
 
     valid = [r for r in results if r["kind"] == "valid"]
     during = [1000 * (r["t1"] - r["t0"]) for r in valid if r.get("t0", 0) >= long_box["t0"] and

@@ -11,7 +11,7 @@ def test_service_load_small():
     spec = importlib.util.spec_from_file_location("service_load", ROOT / "benchmarks" / "service_load.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    r = bench.run(n_valid=60, n_bad=60, clients=12, long_chars=20_000)
+    r = bench.run(n_valid=60, n_bad=60, clients=12, long_chars=20_000, warmup=4)
     assert r["failures"] == [] and r["lost"] == 0 and r["long_doc"]["ok"], r
     for key in ("valid", "malformed", "hostile_valid", "fault"):
         for endpoint in ("nif", "json"):
