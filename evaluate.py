@@ -2,26 +2,55 @@
 
     python evaluate.py --reader runs/conll04-minilm/best --config configs/conll04.py:cpu --split test --out DIR
     python evaluate.py --reader runs/tiny/best --split dev,test --out DIR          # default config: configs/tiny.py
-    python evaluate.py --retriever runs/retriever/encoder --index runs/retriever/index \
+    python evaluate.py --reader runs/tiny/best --config.max_test_windows=50 --out DIR
+    python evaluate.py --retriever runs/retriever/encoder --index runs/retriever/index \\
         --config configs/retriever_aida.py --out DIR                                # recall@K
     python evaluate.py --gerbil --pipeline path/to/relik-pipeline [--datasets kore50,rss-500]
 
-Measures: EL strong-match InKB micro P/R/F1 (NME excluded) per document; RE micro P/R/F1 on boundaries
-(subject/object spans + relation) and strict (entity labels too); cIE as strict RE; retriever recall@K. One table
-per dataset split (rich); `<out>/<split>_metrics.json` and `<out>/<split>_predictions.jsonl`.
+`--config` is `path/to/config.py[:variant]` as in train.py (it describes the data); any field can be overridden
+with `--config.<field>=<value>`. Measures: EL strong-match InKB micro P/R/F1 (NME excluded) per document; RE micro
+P/R/F1 on boundaries (subject/object spans + relation) and strict (entity labels too); cIE as strict RE; retriever
+recall@K. One table per dataset split (rich); `<out>/<split>_metrics.json` and `<out>/<split>_predictions.jsonl`.
 """
 
 from __future__ import annotations
 
-import argparse
-import ast
-import importlib.util
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import ml_collections
+from absl import app, flags, logging
+from ml_collections import config_flags
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # `configs` and `relik_jax` from this checkout
+
+from relik_jax.data.jsonl import write_jsonl  # noqa: E402
+from relik_jax.data.retrieval import aida_kb_and_samples, relation_kb_and_samples  # noqa: E402
+from relik_jax.evaluation.gerbil.run import DEFAULT_DATASETS, evaluate_gerbil  # noqa: E402
+from relik_jax.evaluation.reader_eval import eval_reader, evaluate_windows  # noqa: E402
+from relik_jax.evaluation.retrieval import retrieval_metrics  # noqa: E402
+from relik_jax.inference.pipeline import Relik  # noqa: E402
+from relik_jax.reader.convert import load_reader  # noqa: E402
+from relik_jax.retriever.encoder import Retriever  # noqa: E402
+from relik_jax.training.reader_data import load_splits  # noqa: E402
+
+DEFAULT_CONFIG = str(Path(__file__).resolve().parent / "configs" / "tiny.py")
+config_flags.DEFINE_config_file("config", DEFAULT_CONFIG, "Config file (path[:variant]) describing the data.",
+                                lock_config=True)
+flags.DEFINE_string("reader", None, "Reader folder (ours, e.g. <workdir>/best, or a reference reader).")
+flags.DEFINE_string("split", "test", "Comma-separated splits (train, dev, test).")
+flags.DEFINE_string("retriever", None, "Retriever encoder folder (recall@K).")
+flags.DEFINE_string("index", None, "Retriever index folder (default: re-encode the config's KB).")
+flags.DEFINE_bool("gerbil", False, "Run --pipeline over the GERBIL datasets.")
+flags.DEFINE_string("pipeline", None, "Pipeline folder (relik.json + reader/ + retriever-*/) for --gerbil.")
+flags.DEFINE_string("datasets", None, "Comma-separated GERBIL datasets (default: all).")
+flags.DEFINE_integer("top_k", None, "Retriever top-k for --gerbil.")
+flags.DEFINE_alias("top-k", "top_k")  # the flag's name before absl
+flags.DEFINE_string("out", "eval", "Output folder for metrics and predictions.")
+FLAGS = flags.FLAGS
 
 READER_COLUMNS = {
     "el": [("P", "precision"), ("R", "recall"), ("F1", "f1"), ("span F1", "span_f1")],
@@ -29,21 +58,7 @@ READER_COLUMNS = {
 }
 
 
-def load_config(spec: str) -> Any:
-    """`path/to/config.py[:variant]` -> its `get_config(variant)` (as train.py's --config)."""
-    path, _, arg = spec.partition(":")
-    module_spec = importlib.util.spec_from_file_location("_eval_config", path)
-    if module_spec is None or module_spec.loader is None:
-        raise FileNotFoundError(f"config file {path!r} not found")
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module.get_config(arg) if arg else module.get_config()
-
-
 def print_table(title: str, rows: list[tuple[str, dict[str, float]]], columns: list[tuple[str, str]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     table = Table(title=title)
     table.add_column("split")
     for name, _ in columns:
@@ -53,11 +68,8 @@ def print_table(title: str, rows: list[tuple[str, dict[str, float]]], columns: l
     Console().print(table)
 
 
-def evaluate_reader(reader_folder: str, config: Any, splits: list[str], out: Path) -> dict[str, dict[str, float]]:
-    from relik_jax.data.jsonl import write_jsonl
-    from relik_jax.reader.convert import load_reader
-    from relik_jax.training.reader_train import eval_reader, evaluate_windows, load_splits
-
+def evaluate_reader(reader_folder: str, config: ml_collections.ConfigDict, splits: list[str], out: Path
+                    ) -> dict[str, dict[str, float]]:
     cfg, model, tokenizer, _ = load_reader(reader_folder)
     task = "el" if cfg.is_span else "re"
     if config.task == "el" and not cfg.is_span or config.task != "el" and cfg.is_span:
@@ -82,23 +94,19 @@ def evaluate_reader(reader_folder: str, config: Any, splits: list[str], out: Pat
     return results
 
 
-def evaluate_retriever(encoder: str, index: str | None, config: Any, out: Path) -> dict[str, dict[str, float]]:
+def evaluate_retriever(encoder: str, index: str | None, config: ml_collections.ConfigDict, out: Path
+                       ) -> dict[str, dict[str, float]]:
     """Recall@K of a retriever on the config's evaluation splits (index rebuilt from the KB when not given)."""
-    from relik_jax.data.retrieval import aida_kb_and_samples, relation_kb_and_samples
-    from relik_jax.retriever.encoder import Retriever
-    from relik_jax.training.retriever_train import RetrieverTrainer
-
     kb, samples = aida_kb_and_samples(config) if config.dataset == "aida" else relation_kb_and_samples(config)
     retriever = Retriever.from_pretrained(encoder, index, batch_size=config.eval_batch_size,
                                           passage_batch_size=config.eval_batch_size,
                                           question_max_length=config.max_question_length,
                                           passage_max_length=config.max_passage_length)
-    trainer = RetrieverTrainer(retriever, kb, samples["train"][:1], config, config.metadata_fields, config.separator)
-    built = trainer.build_index()
+    built = retriever.build_index(kb, config.metadata_fields, config.separator, progress="Encoding KB")
     results = {}
     for split in config.eval_splits:
         s = samples[split][: config.max_eval_samples] if config.get("max_eval_samples") else samples[split]
-        results[split] = trainer.evaluate(s, tuple(config.eval_ks), built)
+        results[split] = retrieval_metrics(retriever, built, s, tuple(config.eval_ks), use_topics=config.use_topics)
     out.mkdir(parents=True, exist_ok=True)
     (out / "retriever_metrics.json").write_text(json.dumps(results, indent=2, default=float) + "\n")
     cols = [(f"R@{k}", f"recall@{k}") for k in config.eval_ks]
@@ -107,53 +115,24 @@ def evaluate_retriever(encoder: str, index: str | None, config: Any, out: Path) 
     return results
 
 
-def evaluate_gerbil_pipeline(pipeline: str, datasets: list[str] | None, top_k: int | None) -> Any:
-    from relik_jax.evaluation.gerbil.run import DEFAULT_DATASETS, evaluate_gerbil
-    from relik_jax.inference.pipeline import Relik
-
-    relik = Relik.from_pretrained(pipeline)
-    return evaluate_gerbil(relik.annotator(top_k), datasets or DEFAULT_DATASETS)
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default=str(Path(__file__).resolve().parent / "configs" / "tiny.py"),
-                   help="config file[:variant] describing the data (default: configs/tiny.py)")
-    p.add_argument("--reader", help="reader folder (ours, e.g. <workdir>/best, or a reference reader)")
-    p.add_argument("--split", default="test", help="comma-separated splits (train, dev, test)")
-    p.add_argument("--retriever", help="retriever encoder folder (recall@K)")
-    p.add_argument("--index", help="retriever index folder (default: re-encode the config's KB)")
-    p.add_argument("--gerbil", action="store_true", help="run --pipeline over the GERBIL datasets")
-    p.add_argument("--pipeline", help="pipeline folder (relik.json + reader/ + retriever-*/) for --gerbil")
-    p.add_argument("--datasets", help="comma-separated GERBIL datasets (default: all)")
-    p.add_argument("--top-k", type=int, default=None, help="retriever top-k for --gerbil")
-    p.add_argument("--out", default="eval", help="output folder for metrics and predictions")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config field (e.g. --set max_test_windows=50)")
-    args = p.parse_args(argv)
-    if args.gerbil:
-        if not args.pipeline:
-            p.error("--gerbil needs --pipeline")
-        evaluate_gerbil_pipeline(args.pipeline, args.datasets.split(",") if args.datasets else None, args.top_k)
-        return 0
-    config = load_config(args.config)
-    for kv in args.set:
-        key, _, value = kv.partition("=")
-        if key not in config:
-            p.error(f"--set {kv}: the config has no field {key!r}")
-        try:
-            config[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            config[key] = value
-    out = Path(args.out)
-    if args.retriever:
-        evaluate_retriever(args.retriever, args.index, config, out)
-    elif args.reader:
-        evaluate_reader(args.reader, config, [s.strip() for s in args.split.split(",")], out)
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    logging.set_verbosity(logging.WARNING)
+    if FLAGS.gerbil:
+        if not FLAGS.pipeline:
+            raise app.UsageError("--gerbil needs --pipeline")
+        relik = Relik.from_pretrained(FLAGS.pipeline)
+        evaluate_gerbil(relik.annotator(FLAGS.top_k), FLAGS.datasets.split(",") if FLAGS.datasets else DEFAULT_DATASETS)
+        return
+    out = Path(FLAGS.out)
+    if FLAGS.retriever:
+        evaluate_retriever(FLAGS.retriever, FLAGS.index, FLAGS.config, out)
+    elif FLAGS.reader:
+        evaluate_reader(FLAGS.reader, FLAGS.config, [s.strip() for s in FLAGS.split.split(",")], out)
     else:
-        p.error("give --reader, --retriever or --gerbil")
-    return 0
+        raise app.UsageError("give --reader, --retriever or --gerbil")
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    app.run(main)

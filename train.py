@@ -7,7 +7,8 @@
 
 `--config` is `path/to/config.py[:variant]` (the variant string is passed to `get_config`); any field can be
 overridden with `--config.<field>=<value>`. The config's `task` picks the trainer: `el`, `re`, `cie`
-(relik_jax.training.reader_train.train_reader) or `retriever` (relik_jax.training.retriever_train.train_retriever).
+(relik_jax.training.reader_train.train_reader, defaults in configs/default.py) or `retriever`
+(relik_jax.training.retriever_train.train_retriever, defaults in configs/default_retriever.py).
 Outputs go to `--workdir` (metrics JSONL + plot, orbax checkpoints for resuming, best model, test results).
 """
 
@@ -21,6 +22,9 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # `configs` and `relik_jax` from this checkout
+
+from relik_jax.training.reader_train import train_reader  # noqa: E402
+from relik_jax.training.retriever_train import train_retriever  # noqa: E402
 
 DEFAULT_CONFIG = str(Path(__file__).resolve().parent / "configs" / "tiny.py")
 config_flags.DEFINE_config_file("config", DEFAULT_CONFIG, "Training configuration file (path[:variant]).",
@@ -36,14 +40,10 @@ def main(argv: list[str]) -> None:
     config = FLAGS.config
     task = config.task
     if task in ("el", "re", "cie"):
-        from relik_jax.training.reader_train import train_reader
-
         results = train_reader(config, FLAGS.workdir)
         summary = {k: results[k] for k in ("task", "dataset", "steps", "best_step", "test", "train_seconds",
                                            "steps_per_second", "train_step_compiles")}
     elif task == "retriever":
-        from relik_jax.training.retriever_train import train_retriever
-
         results = train_retriever(config, FLAGS.workdir)
         summary = {k: results.get(k) for k in ("before", "after", "train_s")}
     else:

@@ -1,36 +1,29 @@
 """cIE reader on the REBEL sample (paper Table 4: lr 2e-5, layer LR decay 0.9, wd 0.01, 600k steps, warmup 10k,
-token batch 4096; K = 25 entity passages, K' = 20 relation passages).
-
-Only a sample of REBEL is available offline: it is split 80/10/10 (train/dev/test) in file order. Without a
-trained retriever the candidates are the window's gold entities / relations plus random others from the sample
-(up to 25 / 20), which makes the task easier than the paper's (retrieved candidates): a smoke test of the cIE
-path, not a reproduction. Entity labels are Wikidata QIDs.
+token batch 4096; K = 25 entity passages, K' = 20 relation passages). The offline sample is split 80/10/10
+(train/dev/test) in file order; without a trained retriever the candidates are the window's gold entities /
+relations plus random others from the sample (up to 25 / 20): a smoke test of the cIE path, not a reproduction.
+Entity labels are Wikidata QIDs.
 
     python train.py --config configs/rebel.py --workdir runs/rebel --config.backbone=/path/to/deberta-v3-small
-    python train.py --config configs/rebel.py:cpu --workdir runs/rebel-minilm    # MiniLM, ~30 min on 2 cores
+    python train.py --config configs/rebel.py:cpu --workdir runs/rebel-minilm    # all-MiniLM-L6-v2, 2 CPU cores
 """
 
 import ml_collections
 
-from relik_jax.training.reader_train import default_config
+from configs import default
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
-    c = default_config()
+    c = default.get_config()
     c.task = "cie"
     c.dataset = "rebel"
     c.init = "pretrained"
     c.backbone = "microsoft/deberta-v3-small"  # a local HF folder (no hub access)
     c.window_size = 64
     c.window_stride = 32
-    c.num_candidates = 25
     c.entity_types = 25  # the 25 entity candidates are the cIE "types" (NME + [E-0..24])
     c.max_relations = 20
-    c.use_nme = True
-    c.max_length = 1024
     c.learning_rate = 2e-5
-    c.layer_lr_decay = 0.9
-    c.weight_decay = 0.01
     c.num_steps = 600_000
     c.warmup_steps = 10_000
     c.token_batch_size = 4096

@@ -1,16 +1,17 @@
-"""Relation retriever on NYT (paper Table 3 "RE"): KB = the 24 NYT relation names (REBEL verbalisations,
-Wikidata descriptions as `definition` metadata), questions = windows of 64 words (stride 32), gold passages =
-relations of the window's triplets. The shared NYT copy has no train split, so `dev` trains and `test`
-evaluates.
+"""Relation retriever on NYT (paper Table 3 "RE"): KB = the 24 NYT relation names (REBEL verbalisations, Wikidata
+descriptions as `definition` metadata), questions = windows of 64 words (stride 32), gold passages = relations of
+the window's triplets. The shared NYT copy has no train split, so `dev` trains and `test` evaluates.
+
+    python train.py --config configs/retriever_nyt.py --workdir runs/retriever_nyt
 """
 
 import ml_collections
 
-from configs import retriever_aida
+from configs import default_retriever
 
 
-def get_config(arg: str = "") -> ml_collections.ConfigDict:
-    c = retriever_aida.get_config(arg)
+def get_config() -> ml_collections.ConfigDict:
+    c = default_retriever.get_config()
     c.dataset = "nyt"
     c.train_split = "dev"
     c.window_size = 64

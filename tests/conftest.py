@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # `import reference_harness` in any import mode
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # `configs`, `evaluate` (the repo root)
 
 from reference_harness import reference_fixtures  # noqa: E402
 

@@ -7,10 +7,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import dataclasses
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from relik_jax.data.corpora import NME, LabelledDocument, Mention
+from relik_jax.reader.inputs import ReaderWindow
 from relik_jax.text.windows import WindowSplitter
 from relik_jax.text.words import tokenize
 
@@ -355,3 +357,38 @@ def to_dpr(
             "negative_ctxs": "",
             "hard_negative_ctxs": "",
         }
+
+
+CharSpan = tuple[int, int, str]  # (char start, char end exclusive, label)
+WordSpan = tuple[int, int, str]  # (window-relative word start, word end exclusive, label)
+
+
+@dataclasses.dataclass
+class LabelledWindow:
+    """A reader window with its gold labels (char level for EL and evaluation, word level for RE)."""
+
+    window: ReaderWindow
+    labels: list[CharSpan]
+    word_labels: list[WordSpan]
+    triplets: list[tuple[CharSpan, str, CharSpan]]  # char-level (evaluation)
+    word_triplets: list[tuple[WordSpan, str, WordSpan]]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], span_candidates: Sequence[str] | None = None,
+                  triplet_candidates: Sequence[str] | None = None) -> LabelledWindow:
+        """From a windowized row (`windowing.labelled_windows` / the reference's §4.3 JSONL); candidates given here
+        override the row's `span_candidates` / `triplet_candidates`."""
+        window = ReaderWindow.from_reference(d)
+        if span_candidates is not None:
+            window.span_candidates = list(span_candidates)
+        if triplet_candidates is not None:
+            window.triplet_candidates = list(triplet_candidates)
+        labels = [(int(s), int(e), str(lab)) for s, e, lab in d.get("window_labels", [])]
+        word_labels = [(int(s), int(e), str(lab)) for s, e, lab in d.get("window_labels_tokens", [])]
+
+        def trip(rows: list) -> list:
+            return [((*map(int, t["subject"][:2]), str(t["subject"][2])), str(t["relation"]),
+                     (*map(int, t["object"][:2]), str(t["object"][2]))) for t in rows]
+
+        return cls(window, labels, word_labels, trip(d.get("window_triplet_labels", [])),
+                   trip(d.get("window_triplet_labels_tokens", [])))

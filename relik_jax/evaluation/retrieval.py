@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from relik_jax.data.retrieval import RetrievalSample
 from relik_jax.evaluation import metrics
+from relik_jax.retriever.encoder import Retriever
+from relik_jax.retriever.index import DocumentIndex
 
 
 def average_rank(predictions: Sequence[Sequence[str]], gold: Sequence[Sequence[str]], k: int) -> float:
@@ -21,3 +24,13 @@ def evaluate_retrieval(
     out = metrics.recall_at_k(predictions, gold, ks)
     out[f"avg_ranking@{max(ks)}"] = average_rank(predictions, gold, max(ks))
     return out
+
+
+def retrieval_metrics(retriever: Retriever, index: DocumentIndex, samples: Sequence[RetrievalSample],
+                      ks: Sequence[int], use_topics: bool = False) -> dict[str, float]:
+    """Recall@K and average rank of `retriever` over `index` on `samples` (questions paired with their document
+    topics when `use_topics`)."""
+    topics = [s.doc_topic for s in samples] if use_topics else None
+    queries = retriever.encode_questions([s.question for s in samples], topics, progress="Evaluating")
+    _, rows = index.search(queries, max(ks))
+    return evaluate_retrieval([list(r) for r in rows.tolist()], [s.positives for s in samples], ks)

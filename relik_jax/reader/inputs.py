@@ -31,6 +31,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from relik_jax.labels import NME
+from relik_jax.reader.tokens import SubwordCache
 from relik_jax.text.tokenization import special_token_id
 
 SLACK = 20  # the reference reserves 20 positions for "special tokens" when trimming candidates
@@ -160,26 +161,51 @@ class TokenizerInfo:
                    full_size=tokenizer.get_vocab_size(with_added_tokens=True), model_max_length=max_len)
 
 
-def encode_strings(tokenizer: Tokenizer, strings: Sequence[str]) -> list[Any]:
-    """One batch call, each string on its own, no special tokens (HF `tokenizer(list, add_special_tokens=False)`)."""
-    return tokenizer.encode_batch(list(strings), add_special_tokens=False) if strings else []
+def as_cache(tokenizer: Tokenizer | SubwordCache, symbol: str) -> SubwordCache:
+    """The reader's `SubwordCache`, or a fresh one around a bare tokenizer (correct, just not shared)."""
+    return tokenizer if isinstance(tokenizer, SubwordCache) else SubwordCache(tokenizer, symbol)
 
 
-def text_tokens(window: ReaderWindow, encodings: Sequence[Any]) -> TextTokens:
-    """Flatten per-word encodings into the window's sub-tokens with absolute char offsets and word maps."""
-    ids: list[int] = []
-    starts: list[int] = []
-    ends: list[int] = []
-    for w, enc in enumerate(encodings):
-        base = window.word_starts[w]
-        ids.extend(enc.ids)
-        for s, e in enc.offsets:
-            starts.append(s + base)
-            ends.append(e + base)
-    c2ws, c2we = window.char2word_start(), window.char2word_end()
-    t2ws = {i: c2ws[s] for i, s in enumerate(starts) if s in c2ws}
-    t2we = {i: c2we[e] for i, e in enumerate(ends) if e in c2we}
-    return TextTokens(ids, starts, ends, t2ws, t2we)
+def candidate_ids(cache: SubwordCache, symbols: Sequence[str], candidates: Sequence[str]) -> list[np.ndarray]:
+    """Ids of `candidate_string(symbol, candidate)` per pair (zip truncates, as the reference's): the symbol's id
+    then the candidate's cached ids; the bare NME candidate is its own token."""
+    pairs = list(zip(symbols, candidates, strict=False))
+    tails = cache.candidates([c for _, c in pairs if c != NME])
+    sym_ids = cache.symbol_ids(s for s, _ in pairs)
+    out, k = [], 0
+    for (_, c), sym in zip(pairs, sym_ids, strict=True):
+        if c == NME:
+            out.append(cache.nme_ids)
+        else:
+            out.append(np.concatenate([[sym], tails[k]]).astype(np.int32))
+            k += 1
+    return out
+
+
+def text_tokens(window: ReaderWindow, cache: SubwordCache) -> TextTokens:
+    """Per-word sub-tokens (cached) flattened into the window's sub-tokens with absolute char offsets and the
+    sub-token -> document word maps (a sub-token maps to a word when it starts / ends at that word's first / last
+    char, as the reference's dict lookups)."""
+    encs = cache.words(window.words)
+    lengths = np.fromiter((len(ids) for ids, _ in encs), np.int64, len(encs))
+    ids = np.concatenate([ids for ids, _ in encs]) if encs else np.zeros(0, np.int32)
+    offsets = np.concatenate([o for _, o in encs]) if encs else np.zeros((0, 2), np.int32)
+    word_starts = np.asarray(window.word_starts, np.int64)
+    word_ends = np.asarray(window.word_ends, np.int64)
+    base = np.repeat(word_starts, lengths)
+    starts, ends = offsets[:, 0] + base, offsets[:, 1] + base
+    first = window.first_word_index
+    return TextTokens(ids, starts.tolist(), ends.tolist(), _word_map(starts, word_starts, first),
+                      _word_map(ends, word_ends, first))
+
+
+def _word_map(chars: np.ndarray, word_chars: np.ndarray, first: int) -> dict[int, int]:
+    """{sub-token i: first + w} for the sub-tokens whose char equals word w's (word chars strictly increasing)."""
+    if not len(word_chars):
+        return {}
+    pos = np.minimum(np.searchsorted(word_chars, chars), len(word_chars) - 1)
+    hit = word_chars[pos] == chars
+    return dict(zip(np.flatnonzero(hit).tolist(), (pos[hit] + first).tolist(), strict=True))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -212,15 +238,17 @@ class SpanInputConfig:
     model_max_length: int = 1000
 
 
-def span_rows(window: ReaderWindow, window_index: int, tokenizer: Tokenizer, info: TokenizerInfo,
+def span_rows(window: ReaderWindow, window_index: int, tokenizer: Tokenizer | SubwordCache, info: TokenizerInfo,
               cfg: SpanInputConfig) -> list[SpanRow]:
     """All patches of one window (empty when the window has no words or no candidates, as the reference)."""
     if not window.words:
         return []
-    text = text_tokens(window, encode_strings(tokenizer, window.words))
+    cache = as_cache(tokenizer, cfg.special_symbols[1])  # [E-0]
+    text = text_tokens(window, cache)
     n_text = len(text)
     max_len = min(cfg.model_max_length, info.model_max_length)
     threshold = info.full_size - len(cfg.special_symbols)
+    head = np.concatenate([[info.cls_id], text.ids, [info.sep_id]]).astype(np.int32)
     rows: list[SpanRow] = []
     remaining = list(window.span_candidates or [])
     offset = 0
@@ -230,16 +258,13 @@ def span_rows(window: ReaderWindow, window_index: int, tokenizer: Tokenizer, inf
         if cfg.use_nme:
             predictable.insert(0, NME)
         symbols = list(cfg.special_symbols[offset:][: len(predictable)])
-        # zip() truncates like the reference when the symbols run out
-        strings = [candidate_string(s, c) for s, c in zip(symbols, predictable, strict=False)]
-        encs = [e.ids[: cfg.max_subwords_per_candidate] if cfg.max_subwords_per_candidate > 0 else e.ids
-                for e in encode_strings(tokenizer, strings)]
-        if sum(map(len, encs)) + n_text + SLACK > max_len:
-            acceptable = max_len - SLACK - n_text
-            i, cum = 0, 0
-            while i < len(encs) and cum + len(encs[i]) < acceptable:
-                cum += len(encs[i])
-                i += 1
+        encs = candidate_ids(cache, symbols, predictable)
+        if cfg.max_subwords_per_candidate > 0:
+            encs = [e[: cfg.max_subwords_per_candidate] for e in encs]
+        lengths = np.cumsum([len(e) for e in encs])
+        if (lengths[-1] if len(encs) else 0) + n_text + SLACK > max_len:
+            # the reference keeps candidates while the running total stays below the budget
+            i = int(np.searchsorted(lengths, max_len - SLACK - n_text, side="left"))
             encs, symbols, predictable = encs[:i], symbols[:i], predictable[:i]
         kept = set(predictable)
         remaining = [c for c in original if c not in kept]
@@ -248,10 +273,10 @@ def span_rows(window: ReaderWindow, window_index: int, tokenizer: Tokenizer, inf
                 f"window {window.doc_id}/{window.window_id}: its text has {n_text} sub-tokens, which leaves no room "
                 f"for a single candidate within model_max_length={max_len} (the reference would loop forever or "
                 "crash here); use smaller windows")
-        ids = [info.cls_id, *text.ids, info.sep_id, *(t for e in encs for t in e), info.sep_id]
-        input_ids = np.asarray(ids, dtype=np.int32)
-        n = len(ids)
-        token_type_ids = np.concatenate([np.zeros(n_text + 2, np.int32), np.ones(n - n_text - 2, np.int32)])
+        input_ids = np.concatenate([head, *encs, [info.sep_id]]).astype(np.int32)
+        n = len(input_ids)
+        token_type_ids = np.zeros(n, np.int32)
+        token_type_ids[n_text + 2:] = 1
         prediction_mask = np.ones(n, dtype=bool)
         prediction_mask[1: 1 + n_text] = False
         special = input_ids >= threshold
@@ -294,7 +319,7 @@ class TripletInputConfig:
     model_max_length: int = 1000
 
 
-def triplet_row(window: ReaderWindow, window_index: int, tokenizer: Tokenizer, info: TokenizerInfo,
+def triplet_row(window: ReaderWindow, window_index: int, tokenizer: Tokenizer | SubwordCache, info: TokenizerInfo,
                 cfg: TripletInputConfig) -> TripletRow | None:
     """The single row of a window (None when trimming leaves no relation candidate, as the reference skips it)."""
     if not window.words:
@@ -309,18 +334,16 @@ def triplet_row(window: ReaderWindow, window_index: int, tokenizer: Tokenizer, i
         span_cands = span_cands[: min(len(cfg.type_symbols), cfg.max_spans)]
     trip = list(window.triplet_candidates or [])[: min(len(cfg.relation_symbols), cfg.max_triplets)]
     rel_syms = list(cfg.relation_symbols[: len(trip)])
-    cand_strings = [candidate_string(s, c) for s, c in zip(rel_syms, trip, strict=False)]
+    cache = as_cache(tokenizer, cfg.relation_symbols[0])
+    sep = np.asarray([info.sep_id], np.int32)  # the "[SEP]" string is the [SEP] token
+    cands = candidate_ids(cache, rel_syms, trip)
     n_span = 0
     if typed:
         type_syms = list(cfg.type_symbols[: len(span_cands)])
-        type_strings = [candidate_string(s, c) for s, c in zip(type_syms, span_cands, strict=False)]
         n_span = len(span_cands)
-        cand_strings = type_strings + ["[SEP]"] + cand_strings
-    n_words = len(window.words)
-    encs = encode_strings(tokenizer, [*window.words, "[SEP]", *cand_strings, "[SEP]"])
-    text = text_tokens(window, encs[:n_words])
-    n_all = sum(len(e.ids) for e in encs)
-    cands = [e.ids for e in encs[n_words + 1: -1]]
+        cands = [*candidate_ids(cache, type_syms, span_cands), sep, *cands]
+    text = text_tokens(window, cache)
+    n_all = len(text) + 2 + sum(len(c) for c in cands)  # words + [SEP] + candidates + [SEP]
     max_len = min(cfg.model_max_length, info.model_max_length)
     if sum(map(len, cands)) + len(text) + SLACK > max_len:
         acceptable = max_len - SLACK - len(text)
@@ -348,8 +371,7 @@ def triplet_row(window: ReaderWindow, window_index: int, tokenizer: Tokenizer, i
         trip = trip[:i]
         if not trip:
             return None
-    ids = [info.cls_id, *text.ids, info.sep_id, *(t for c in cands for t in c), info.sep_id]
-    input_ids = np.asarray(ids, dtype=np.int32)
+    input_ids = np.concatenate([[info.cls_id], text.ids, sep, *cands, sep]).astype(np.int32)
     special = input_ids >= info.vocab_size
     if typed:
         ents = min(len(span_cands), len(cfg.type_symbols))

@@ -4,7 +4,9 @@
     preds = reader.read([ReaderWindow(words, starts, ends, span_candidates=[...]), ...])
 
 Per batch the host reads back two small count vectors (starts per row, mentions per row) to pick the S and M
-buckets; everything else (start / end selection, mention gathering, linking, relations) stays on device.
+buckets; everything else (start / end selection, mention gathering, linking, relations) stays on device. Batches
+run as `engine.executor.interleave` tasks, so each read-back has the next batch's work queued behind it. The
+triplet reader scores only the real (subject, object) pairs of each row (`reader/pairs.py`).
 `reader.shapes.counts()` reports the distinct programs used; `Buckets.program_bound` the worst case.
 """
 
@@ -12,16 +14,16 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
 from tokenizers import Tokenizer
 
 from relik_jax.engine.buckets import Buckets, ShapeLog, plan_batches
 from relik_jax.engine.compiled import CompiledForward
+from relik_jax.engine.executor import TaskError, interleave
 from relik_jax.reader import decoding as dec
 from relik_jax.reader.convert import load_reader
 from relik_jax.reader.inputs import (
@@ -37,6 +39,8 @@ from relik_jax.reader.inputs import (
     triplet_row,
 )
 from relik_jax.reader.model import ReaderConfig, SpanReader, TripletReader
+from relik_jax.reader.pairs import flat_pairs
+from relik_jax.reader.tokens import SubwordCache
 
 
 @dataclasses.dataclass
@@ -64,7 +68,9 @@ class Reader:
     True for the span reader and False for the triplet reader (hub cIE configs set True);
     `relation_threshold` defaults to `config.threshold` (strict `>`); `top_k` is the length of the EL per-span
     probability lists; `max_triplets` / `max_spans` cap the RE / cIE candidates (reference 50 / 100);
-    `relation_chunk` is the number of subjects whose pairwise relation activations are live at once;
+    `pair_chunk` is the number of (subject, object) pairs whose relation activations are live at once;
+    `depth` is the number of batches in flight (`engine.executor.interleave`: the next batch is queued on the
+    device before the host reads back the current one's counts and outputs);
     `max_mentions` bounds the mentions per row that the triplet reader scores pairwise (B·M²·R relation cells): an
     untrained or diverged model predicts nearly every (start, end) pair, where the reference runs out of memory;
     beyond it the first `max_mentions` in (start, end) order are kept, with a warning (trained models predict a
@@ -75,7 +81,7 @@ class Reader:
     def __init__(self, cfg: ReaderConfig, model: SpanReader | TripletReader, tokenizer: Tokenizer,
                  tokenizer_config: dict[str, Any] | None = None, *, buckets: Buckets | None = None,
                  model_max_length: int = 1000, use_nme: bool | None = None, relation_threshold: float | None = None,
-                 top_k: int = 5, max_triplets: int = 50, max_spans: int = 100, relation_chunk: int = 8,
+                 top_k: int = 5, max_triplets: int = 50, max_spans: int = 100, pair_chunk: int = 512, depth: int = 2,
                  max_mentions: int = 256, return_logits: bool = False):
         self.cfg, self.model, self.tokenizer = cfg, model, tokenizer
         tc = tokenizer_config or {}
@@ -95,16 +101,13 @@ class Reader:
                 tuple(relation_symbols(cfg.additional_special_symbols)),
                 tuple(span_symbols(types - 1)) if types > 0 else (), use_nme=bool(use_nme),
                 max_triplets=max_triplets, max_spans=max_spans, model_max_length=model_max_length)
+        symbol = self.inputs.special_symbols[1] if cfg.is_span else self.inputs.relation_symbols[0]  # [E-0] / [R-0]
+        self.subwords = SubwordCache(tokenizer, symbol)  # every word / candidate tokenized once
         self._encode = CompiledForward(model, lambda m, *a: m.encode(*a))
         self._ends = CompiledForward(model, lambda m, f, sp, pm, s, lt, mp: m.ends(f, sp, pm, s, lt, mp),
                                      static_argnums=(3, 4, 5))
-        # Without return_logits the big per-cell logits are not outputs (XLA then never materialises them whole).
+        # Without return_logits the per-cell relation logits are not outputs (XLA then never materialises them).
         self.return_logits = return_logits
-        drop = () if return_logits else ("re_logits", "re_cell_valid")
-
-        def strip(out: dict[str, Any]) -> dict[str, Any]:
-            return {k: v for k, v in out.items() if k not in drop}
-
         if cfg.is_span:
             self._heads = CompiledForward(model, lambda m, f, st, ep, sp, sv, n: m.link(f, st, ep, sp, sv, n),
                                           static_argnums=(5,))
@@ -115,9 +118,11 @@ class Reader:
                 static_argnums=(5, 6))
         else:
             self._heads = CompiledForward(
-                model, lambda m, f, st, ep, tp, tv, rp, rv, n, c: strip(m.relate(f, st, ep, tp, tv, rp, rv, n, c)),
-                static_argnums=(7, 8))
-        self.relation_chunk = relation_chunk
+                model, lambda m, f, st, ep, n, fr, fs, tp, tv, rp, rv, ps, po, pv, c: m.relate_pairs(
+                    f, st, ep, n, fr, fs, tp, tv, rp, rv, ps, po, pv, c, with_logits=return_logits),
+                static_argnums=(3, 13))
+        self.pair_chunk = pair_chunk
+        self.depth = depth
         if max_mentions < 1:
             raise ValueError(f"max_mentions must be >= 1, got {max_mentions}")
         self.max_mentions = max_mentions
@@ -148,9 +153,9 @@ class Reader:
         for i, w in enumerate(windows):
             w = ReaderWindow.coerce(w)
             if self.cfg.is_span:
-                out.extend(span_rows(w, i, self.tokenizer, self.info, self.inputs))
+                out.extend(span_rows(w, i, self.subwords, self.info, self.inputs))
             else:
-                row = triplet_row(w, i, self.tokenizer, self.info, self.inputs)
+                row = triplet_row(w, i, self.subwords, self.info, self.inputs)
                 if row is not None:
                     out.append(row)
         return out
@@ -159,9 +164,12 @@ class Reader:
         """Model outputs per row (numpy, un-padded): start logits, starts, end logits, mentions, linking / types /
         relation logits and probabilities."""
         results: list[dict[str, np.ndarray]] = [None] * len(rows)  # type: ignore[list-item]
-        for batch in plan_batches([len(r) for r in rows], self.buckets):
-            for k, out in zip(batch.indices, self._run_batch([rows[i] for i in batch.indices], batch.seq_len,
-                                                             batch.rows), strict=True):
+        batches = plan_batches([len(r) for r in rows], self.buckets)
+        tasks = (self._batch_task([rows[i] for i in b.indices], b.seq_len, b.rows) for b in batches)
+        for batch, outs in zip(batches, interleave(tasks, depth=self.depth), strict=True):
+            if isinstance(outs, TaskError):
+                raise outs.error
+            for k, out in zip(batch.indices, outs, strict=True):
                 results[k] = out
         return results
 
@@ -182,7 +190,10 @@ class Reader:
             valid[b, : len(idx)] = True
         return pos, valid
 
-    def _run_batch(self, rows: Sequence[Any], length: int, n_rows: int) -> list[dict[str, np.ndarray]]:
+    def _batch_task(self, rows: Sequence[Any], length: int, n_rows: int
+                    ) -> Generator[Any, Any, list[dict[str, np.ndarray]]]:
+        """One padded batch through the stages, as an `interleave` task: each `yield` hands a device value to read
+        back (the counts that pick the next stage's static shape, then the outputs) and gets it on the host."""
         bk = self.buckets
         if max(len(r) for r in rows) > length:
             raise AssertionError("row longer than its bucket")
@@ -195,18 +206,20 @@ class Reader:
         self.shapes.add("encode", (n_rows, length))
         a = self._encode(ids, attn, tt, pm)
         text_len = bk.text_len(max(len(r.text) for r in rows) + 1, length)
-        n_starts = min(bk.count(int(np.max(jax.device_get(a["num_starts"])))), text_len)
+        num_starts = yield a["num_starts"]
+        n_starts = min(bk.count(int(np.max(num_starts))), text_len)
         triplet = not self.cfg.is_span
         if self.cfg.is_span and not self.cfg.binary_end_logits:
             c_sym = bk.count(max(int(r.special_symbols_mask.sum()) for r in rows))
             sym_pos, sym_valid = self._positions([r.special_symbols_mask for r in rows], n_rows, c_sym)
             self.shapes.add("ends+heads", (n_rows, length, n_starts, text_len, c_sym))
             out = self._ends_link(a["features"], a["start_pred"], pm, sym_pos, sym_valid, n_starts, text_len)
-            host = jax.device_get({**{k: v for k, v in a.items() if k != "features"}, **out})
+            host = yield {**{k: v for k, v in a.items() if k != "features"}, **out}
             return [self._row_output(host, b, r) for b, r in enumerate(rows)]
         self.shapes.add("ends", (n_rows, length, n_starts, text_len))
         b_out = self._ends(a["features"], a["start_pred"], pm, n_starts, text_len, triplet)
-        most = int(np.max(jax.device_get(b_out["num_mentions"])))
+        counts = np.asarray((yield b_out["num_mentions"]))
+        most = int(counts.max())
         n_ment = min(bk.count(most), n_starts * text_len)
         if triplet and most > self.max_mentions:
             warnings.warn(f"a reader row predicted {most} mentions (an untrained or diverged model?): relations are "
@@ -222,13 +235,24 @@ class Reader:
             n_r = bk.count(max(int(r.relation_symbols_mask.sum()) for r in rows))
             tp, tv = self._positions([r.entity_symbols_mask for r in rows], n_rows, n_t)
             rp, rv = self._positions([r.relation_symbols_mask for r in rows], n_rows, n_r)
-            self.shapes.add("heads", (n_rows, length, n_starts, text_len, n_ment, n_t, n_r))
-            c_out = self._heads(a["features"], b_out["starts"], b_out["end_pred"], tp, tv, rp, rv, n_ment,
-                                self.relation_chunk)
-        host = jax.device_get({**{k: v for k, v in a.items() if k != "features"}, **b_out, **c_out})
+            flat = flat_pairs(np.minimum(counts, n_ment), self.pair_chunk)
+            self.shapes.add("heads", (n_rows, length, n_starts, text_len, n_ment, len(flat.row), len(flat.subj),
+                                      n_t, n_r))
+            c_out = self._heads(a["features"], b_out["starts"], b_out["end_pred"], n_ment, flat.row, flat.slot, tp,
+                                tv, rp, rv, flat.subj, flat.obj, flat.valid, min(self.pair_chunk, len(flat.subj)))
+            host = yield {**{k: v for k, v in a.items() if k != "features"}, **b_out, **c_out}
+            blocks = {"re_probs": flat.per_row(host["re_probs"], mentions=False)}
+            if self.return_logits:
+                blocks["re_logits"] = flat.per_row(host["re_logits"], mentions=False)
+            if "type_logits" in host:
+                blocks["type_logits"] = flat.per_row(host["type_logits"], mentions=True)
+                blocks["type_pred"] = flat.per_row(host["type_pred"], mentions=True)
+            return [self._row_output(host, b, r, {k: v[b] for k, v in blocks.items()}) for b, r in enumerate(rows)]
+        host = yield {**{k: v for k, v in a.items() if k != "features"}, **b_out, **c_out}
         return [self._row_output(host, b, r) for b, r in enumerate(rows)]
 
-    def _row_output(self, h: dict[str, np.ndarray], b: int, row: Any) -> dict[str, np.ndarray]:
+    def _row_output(self, h: dict[str, np.ndarray], b: int, row: Any,
+                    blocks: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         n = len(row)
         sv = h["start_valid"][b]
         mv = h["mention_valid"][b]
@@ -240,14 +264,14 @@ class Reader:
             c = int(row.special_symbols_mask.sum())
             out.update(ed_logits=h["ed_logits"][b, :m, :c], ed_probs=h["ed_probs"][b, :m, :c],
                        ed_pred=h["ed_pred"][b, :m])
-        else:
+        else:  # per-row blocks of the flat relation stage (reader/pairs.py)
             r = int(row.relation_symbols_mask.sum())
             t = int(row.entity_symbols_mask.sum())
-            out.update(re_probs=h["re_probs"][b, :m, :m, :r])
-            if "re_logits" in h:
-                out.update(re_logits=h["re_logits"][b, :m, :m, :r])
-            if "type_logits" in h:
-                out.update(type_logits=h["type_logits"][b, :m, :t], type_pred=h["type_pred"][b, :m])
+            out.update(re_probs=blocks["re_probs"][:, :, :r])
+            if "re_logits" in blocks:
+                out.update(re_logits=blocks["re_logits"][:, :, :r])
+            if "type_logits" in blocks:
+                out.update(type_logits=blocks["type_logits"][:, :t], type_pred=blocks["type_pred"])
         return out
 
     # ------------------------------------------------------------------------------------------------------

@@ -26,16 +26,16 @@ import re
 import sys
 import unicodedata
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from relik_jax.text.word_exceptions import special_cases
 
 __all__ = ["Word", "WordTokenizer", "tokenize", "tokenize_split_words"]
 
 
-@dataclass(frozen=True, slots=True)
-class Word:
-    """One word: `text == document[start:end]`, `index` = position in the document's word list."""
+class Word(NamedTuple):
+    """One word: `text == document[start:end]`, `index` = position in the document's word list (a NamedTuple:
+    documents have many words, and tuples are the cheapest immutable records to build)."""
 
     text: str
     start: int
@@ -392,7 +392,40 @@ class WordTokenizer:
     def __call__(self, text: str, is_split_into_words: bool = False) -> list[Word]:
         if is_split_into_words:
             return tokenize_split_words(text)
-        return list(self.iter_words(text))
+        if not isinstance(text, str):
+            raise TypeError(f"text must be str, got {type(text).__name__}")
+        # The whole-document path of `iter_words`, same result: all special-case matches at once, resolved in one
+        # call (matches that `iter_words` resolves in separate blocks never overlap, so they cannot interact).
+        raw = self._raw_pieces(text)
+        merge, n = self._merge, len(raw)
+        matches = [(i, i + len(pieces), key) for i, (piece, _) in enumerate(raw) if piece in merge
+                   for pieces, key in merge[piece]
+                   if i + len(pieces) <= n and all(raw[i + j][0] == pieces[j] for j in range(1, len(pieces)))]
+        if matches:
+            return list(self._resolve(raw, 0, matches, 0))
+        return [Word(piece, start, start + len(piece), i) for i, (piece, start) in enumerate(raw)]
+
+    def _raw_pieces(self, text: str) -> list[tuple[str, int]]:
+        """`_iter_raw` as one list (the whole-document path avoids the generator's per-piece overhead)."""
+        out: list[tuple[str, int]] = []
+        cache, pieces_of = self._cache, self._pieces
+        for m in _CHUNKS.finditer(text):
+            start = m.start()
+            chunk = m.group()
+            if chunk[0].isspace():
+                if chunk[0] == " " and start > 0:
+                    chunk, start = chunk[1:], start + 1
+                if chunk:
+                    out.append((chunk, start))
+                continue
+            pieces = cache.get(chunk) or pieces_of(chunk)
+            if len(pieces) == 1:
+                out.append((chunk, start))
+                continue
+            for piece in pieces:
+                out.append((piece, start))
+                start += len(piece)
+        return out
 
 
 def tokenize_split_words(text: str | list[str]) -> list[Word]:

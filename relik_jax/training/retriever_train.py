@@ -23,7 +23,7 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from flax import nnx
 from rich.console import Console
 
 from relik_jax.data.retrieval import RetrievalSample, aida_kb_and_samples, relation_kb_and_samples
-from relik_jax.evaluation.retrieval import evaluate_retrieval
+from relik_jax.evaluation.retrieval import retrieval_metrics
 from relik_jax.retriever.encoder import (
     LENGTH_BUCKETS,
     GoldenRetrieverModel,
@@ -47,7 +47,7 @@ from relik_jax.retriever.encoder import (
 )
 from relik_jax.retriever.index import Document, DocumentIndex, passage_text
 from relik_jax.retriever.loss import multi_label_nce_loss
-from relik_jax.training import trainer as training
+from relik_jax.training.trainer import Trainer, itstime, make_optimizer
 
 # -------------------- batching
 
@@ -96,16 +96,17 @@ def make_batches(
         yield close(qs, pool)
 
 
-# -------------------- optimizer
+# -------------------- optimizer, loss
 
 
-def make_optimizer(params: Any, config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+def retriever_optimizer(config: ml_collections.ConfigDict, model: GoldenRetrieverModel
+                        ) -> optax.GradientTransformation:
     """RAdamW + linear schedule (reference `configure_optimizers`): lr `config.lr`, the pooling
     `layer_norm_layer` at `config.layer_norm_lr`, no weight decay on biases/LayerNorms (the reference also
     decays `layer_norm_layer`; at lr 1e-4 x wd 0.01 that is negligible)."""
     ratio = config.layer_norm_lr / config.lr
-    return training.make_optimizer(
-        params,
+    return make_optimizer(
+        nnx.state(model, nnx.Param),
         learning_rate=config.lr,
         total_steps=config.max_steps,
         warmup_steps=config.warmup_steps,
@@ -116,11 +117,20 @@ def make_optimizer(params: Any, config: ml_collections.ConfigDict) -> optax.Grad
     )
 
 
+def retrieval_loss(model: GoldenRetrieverModel, batch: dict[str, jax.Array]) -> tuple[jax.Array, dict]:
+    """Multi-label NCE of the questions against the batch's passage pool (padding rows / columns masked)."""
+    q = model(batch["q_ids"], batch["q_mask"], batch["q_types"])
+    p = model(batch["p_ids"], batch["p_mask"], batch["p_types"])
+    scores = jnp.einsum("qh,ph->qp", q, p)
+    return multi_label_nce_loss(scores, batch["labels"], batch["p_valid"], batch["q_valid"]), {}
+
+
 # -------------------- trainer
 
 
 class RetrieverTrainer:
-    """Holds the model (split into graphdef / params / rest), optimizer state and the training data."""
+    """The retriever's training state: a `Trainer` (jitted step, optimizer, checkpoints) over the encoder, the KB and
+    training questions (tokenized once), and the mined hard negatives."""
 
     def __init__(
         self,
@@ -138,12 +148,7 @@ class RetrieverTrainer:
         self.metadata_fields, self.separator = list(metadata_fields), separator
         self.rng = np.random.default_rng(config.seed)
         model = retriever.encoder
-        model.train()  # dropout on in the training graph
-        self.graphdef, self.params, self.rest = nnx.split(model, nnx.Param, ...)
-        model.eval()
-        self.tx = make_optimizer(self.params, config)
-        self.opt_state = self.tx.init(self.params)
-        self.step = 0
+        self.trainer = Trainer(model, retriever_optimizer(config, model), retrieval_loss)
         self.hard_negatives: dict[int, list[int]] = {}
         self.buckets = LENGTH_BUCKETS
         lq, lp = config.max_question_length, config.max_passage_length
@@ -154,57 +159,33 @@ class RetrieverTrainer:
         )
         passages = [passage_text(d, metadata_fields, separator) for d in self.kb]
         self.passage_tokens = retriever.tokenize(passages, None, lp)
-        self._step_fn = jax.jit(self._train_step, donate_argnums=(0, 1, 2))
 
-    def _train_step(
-        self,
-        params,
-        opt_state,
-        rest,
-        q_ids,
-        q_mask,
-        q_types,
-        p_ids,
-        p_mask,
-        p_types,
-        labels,
-        q_valid,
-        p_valid,
-    ):
-        # Merge at the jit level and differentiate with nnx.value_and_grad: dropout's RNG counters are then
-        # updated in the trace that owns them (a plain jax.grad over `rest` would mutate them from inside).
-        model = nnx.merge(self.graphdef, params, rest)
+    @property
+    def step(self) -> int:
+        return self.trainer.step
 
-        def loss_fn(model: GoldenRetrieverModel) -> jax.Array:
-            q = model(q_ids, q_mask, q_types)
-            p = model(p_ids, p_mask, p_types)
-            return multi_label_nce_loss(jnp.einsum("qh,ph->qp", q, p), labels, p_valid, q_valid)
-
-        loss, grads = nnx.value_and_grad(loss_fn)(model)
-        updates, opt_state = self.tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, nnx.state(model, nnx.Not(nnx.Param)), loss
-
-    def _arrays(self, batch: Batch) -> tuple[np.ndarray, ...]:
+    def arrays(self, batch: Batch) -> dict[str, np.ndarray]:
+        """A batch padded to the configured question / passage counts and length buckets (the jitted step's input)."""
         qb, pb = self.config.question_batch_size, self.config.passage_batch_size
-        q = pad_encodings([self.question_tokens[i] for i in batch.questions], qb, self.buckets)
-        p = pad_encodings([self.passage_tokens[r] for r in batch.passages], pb, self.buckets)
+        q_ids, q_mask, q_types = pad_encodings([self.question_tokens[i] for i in batch.questions], qb, self.buckets)
+        p_ids, p_mask, p_types = pad_encodings([self.passage_tokens[r] for r in batch.passages], pb, self.buckets)
         labels = np.zeros((qb, pb), np.int32)
         labels[: len(batch.questions), : len(batch.passages)] = batch.labels
-        q_valid = np.arange(qb) < len(batch.questions)
-        p_valid = np.arange(pb) < len(batch.passages)
-        return (*q, *p, labels, q_valid, p_valid)
+        return {"q_ids": q_ids, "q_mask": q_mask, "q_types": q_types, "p_ids": p_ids, "p_mask": p_mask,
+                "p_types": p_types, "labels": labels, "q_valid": np.arange(qb) < len(batch.questions),
+                "p_valid": np.arange(pb) < len(batch.passages)}
 
-    def train_step(self, batch: Batch) -> float:
-        arrays = [jnp.asarray(a) for a in self._arrays(batch)]
-        self.params, self.opt_state, self.rest, loss = self._step_fn(self.params, self.opt_state, self.rest, *arrays)
-        self.step += 1
-        return loss
+    def train_step(self, batch: Batch) -> jax.Array:
+        """One optimizer step on `batch`; returns its loss (on device)."""
+        return self.trainer.train_step(self.arrays(batch))["loss"]
 
     def model(self) -> GoldenRetrieverModel:
         """Current weights as an eval-mode module."""
-        model = nnx.merge(self.graphdef, self.params, self.rest)
-        model.eval()
-        return model
+        return self.trainer.model()
+
+    def restore_latest(self, workdir: str | Path) -> bool:
+        """Resume from the newest checkpoint in `workdir`, if any (weights, optimizer state, step)."""
+        return self.trainer.restore_latest(workdir)
 
     def sync_retriever(self) -> Retriever:
         self.retriever.update_encoder(self.model())
@@ -233,34 +214,13 @@ class RetrieverTrainer:
     def evaluate(
         self, samples: Sequence[RetrievalSample], ks: Sequence[int], index: DocumentIndex | None = None
     ) -> dict[str, float]:
+        """Recall@K of the current weights on `samples` (over `index`, else a fresh index of the KB)."""
         index = index or self.build_index()
-        topics = [s.doc_topic for s in samples] if self.config.use_topics else None
-        queries = self.retriever.encode_questions([s.question for s in samples], topics, progress="Evaluating")
-        _, rows = index.search(queries, max(ks))
-        return evaluate_retrieval([list(r) for r in rows.tolist()], [s.positives for s in samples], ks)
+        return retrieval_metrics(self.retriever, index, samples, ks, use_topics=bool(self.config.use_topics))
 
-    # -------------------- checkpoints
-
-    def save_checkpoint(self, manager: Any) -> None:
-        import orbax.checkpoint as ocp
-
-        state = {"params": nnx.to_pure_dict(self.params), "opt_state": self.opt_state}
-        manager.save(self.step, args=ocp.args.StandardSave(state))
-
-    def restore_checkpoint(self, manager: Any) -> bool:
-        import orbax.checkpoint as ocp
-
-        step = manager.latest_step()
-        if step is None:
-            return False
-        template = {"params": nnx.to_pure_dict(self.params), "opt_state": self.opt_state}
-        restored = manager.restore(step, args=ocp.args.StandardRestore(template))
-        nnx.replace_by_pure_dict(self.params, restored["params"])
-        self.opt_state = restored["opt_state"]
-        self.step = int(step)
-        return True
-
-    def fit(self, log: Any = print, checkpoint_manager: Any = None) -> list[dict[str, float]]:
+    def fit(self, log: Callable[..., None] = print, workdir: str | Path | None = None) -> list[dict[str, float]]:
+        """Train to `config.max_steps`; with `workdir`, orbax checkpoints every `checkpoint_every` steps and at the
+        end (`Trainer.save`). Returns the logged rows."""
         cfg = self.config
         history = []
         epoch = 0
@@ -280,7 +240,7 @@ class RetrieverTrainer:
                 ):
                     log(self.mine_hard_negatives())
                 loss = float(self.train_step(batch))
-                if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
+                if itstime(self.step, cfg.log_every, cfg.max_steps):
                     row = {
                         "step": self.step,
                         "epoch": epoch,
@@ -291,14 +251,13 @@ class RetrieverTrainer:
                     }
                     history.append(row)
                     log(row)
-                if checkpoint_manager is not None and self.step % cfg.checkpoint_every == 0:
-                    self.save_checkpoint(checkpoint_manager)
+                if workdir is not None and cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                    self.trainer.save(workdir)
                 if self.step >= cfg.max_steps:
                     break
             epoch += 1
-        if checkpoint_manager is not None:
-            self.save_checkpoint(checkpoint_manager)
-            checkpoint_manager.wait_until_finished()
+        if workdir is not None:
+            self.trainer.save(workdir)
         return history
 
 
@@ -308,9 +267,7 @@ class RetrieverTrainer:
 def train_retriever(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
     """Fine-tune a retriever per `config` (see configs/retriever_*.py); writes into `workdir`:
     `metrics.json` (recall@K before/after per eval split), `encoder/` (reference-loadable encoder folder),
-    `index/` (reference-format index of the KB), `checkpoints/` (orbax)."""
-    import orbax.checkpoint as ocp
-
+    `index/` (reference-format index of the KB), `checkpoints/` (orbax, resumable)."""
     console = Console()
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -346,13 +303,10 @@ def train_retriever(config: ml_collections.ConfigDict, workdir: str | Path) -> d
         metrics["before"] = {name: trainer.evaluate(s, ks, index) for name, s in evals.items()}
         console.print({"before": metrics["before"]})
     metrics["eval_before_s"] = time.perf_counter() - t0
-    manager = ocp.CheckpointManager(
-        workdir / "checkpoints", options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True)
-    )
-    if trainer.restore_checkpoint(manager):
+    if trainer.restore_latest(workdir):
         console.print(f"resumed from step {trainer.step}")
     t0 = time.perf_counter()
-    metrics["history"] = trainer.fit(log=console.print, checkpoint_manager=manager)
+    metrics["history"] = trainer.fit(log=console.print, workdir=workdir)
     metrics["train_s"] = time.perf_counter() - t0
     index = trainer.build_index()
     metrics["after"] = {name: trainer.evaluate(s, ks, index) for name, s in evals.items()}
@@ -364,4 +318,5 @@ def train_retriever(config: ml_collections.ConfigDict, workdir: str | Path) -> d
 
 
 def steps_per_epoch(num_samples: int, question_batch_size: int) -> int:
+    """Batches in one epoch when every batch is full of questions (the passage cap can make more)."""
     return math.ceil(num_samples / question_batch_size)

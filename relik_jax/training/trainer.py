@@ -214,3 +214,9 @@ def batches_forever(make_epoch: Callable[[int], Iterator[Any]]) -> Iterator[tupl
 
 def to_numpy_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: float(np.asarray(v)) for k, v in metrics.items() if np.asarray(v).ndim == 0}
+
+
+def itstime(step: int, every: int, total_steps: int) -> bool:
+    """Whether a periodic action (log, evaluation, checkpoint) runs after `step`: every `every` steps and at the last
+    one (big_vision's `itstime`); never when `every` is 0."""
+    return bool(every) and (step % every == 0 or step == total_steps)

@@ -15,13 +15,13 @@ from configs.conll04 import get_config as conll04_config
 from relik_jax.data import corpora as D
 from relik_jax.data import jsonl, windowing
 from relik_jax.data import tfds as T
-from relik_jax.training.reader_train import (
-    LabelledWindow,
-    _split_windows,
-    build_training_reader,
-    load_splits,
-    train_reader,
-)
+from relik_jax.data.windowing import LabelledWindow
+from relik_jax.engine.buckets import Buckets
+from relik_jax.reader.inputs import TokenizerInfo
+from relik_jax.training.reader_batching import train_batches
+from relik_jax.training.reader_data import load_splits, split_windows
+from relik_jax.training.reader_model import build_training_reader
+from relik_jax.training.reader_train import train_reader
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,7 @@ def test_prepared_windows_equal_the_readers_windows(data_dir, name):
         assert src.metadata["windows"] == len(rows)
         assert sum(1 for r in rows for _ in r.get("window_triplet_labels", [])) > 0
     # split label metadata = the documents' labels (reader training builds candidates from it)
-    _, labels = _split_windows(cfg(name, data_format="jsonl"))
+    _, labels = split_windows(cfg(name, data_format="jsonl"))
     meta = builder.info.metadata["splits"]
     for split, m in labels.items():
         assert meta[split]["mention_labels"] == m["mention_labels"]
@@ -83,9 +83,6 @@ def cfg(name: str, **overrides):
 
 
 def first_batches(c, splits, reader_cfg, tok, n: int = 2) -> list[dict[str, np.ndarray]]:
-    from relik_jax.engine.buckets import Buckets
-    from relik_jax.training.reader_train import TokenizerInfo, train_batches
-
     info = TokenizerInfo.from_tokenizer(tok)
     windows = splits["train"][: c.max_train_windows]
     buckets = Buckets(seq_lens=tuple(c.seq_lens), token_budget=c.token_batch_size, max_rows=c.max_rows)

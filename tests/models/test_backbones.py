@@ -17,7 +17,7 @@ from relik_jax.models.deberta import DebertaV2Config
 from relik_jax.reader.inputs import relation_symbols
 from relik_jax.reader.model import ReaderConfig, build_reader
 from relik_jax.text.tokenization import load_tokenizer
-from relik_jax.training.reader_train import add_symbols
+from relik_jax.training.reader_model import add_symbols
 
 
 def minilm_folder() -> Path:

@@ -111,7 +111,9 @@ def dropout_moments(lockstep) -> tuple[dict, dict, list, list]:
 
     from relik_jax.reader.convert import load_reader
     from relik_jax.reader.losses import loss_fn
-    from relik_jax.training.reader_train import build_training_reader, load_splits, train_batches
+    from relik_jax.training.reader_batching import train_batches
+    from relik_jax.training.reader_data import load_splits
+    from relik_jax.training.reader_model import build_training_reader
 
     ref_env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONNOUSERSITE": "1"}
     ref_env.pop("PYTHONPATH", None)

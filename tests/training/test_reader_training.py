@@ -8,7 +8,9 @@ import pytest
 from flax import nnx
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
 
+from configs import default
 from configs.tiny import get_config
+from relik_jax.data.windowing import LabelledWindow
 from relik_jax.engine.buckets import Buckets
 from relik_jax.reader.inputs import (
     NME,
@@ -21,16 +23,11 @@ from relik_jax.reader.inputs import (
 )
 from relik_jax.reader.losses import IGNORE, loss_fn
 from relik_jax.reader.model import ReaderConfig, build_reader
-from relik_jax.training.reader_train import (
-    LabelledWindow,
-    add_symbols,
-    augment_span,
-    augment_triplet,
-    collate,
-    span_examples,
-    train_reader,
-    triplet_example,
-)
+from relik_jax.training.reader_batching import collate, epoch_examples
+from relik_jax.training.reader_data import aida_splits, load_splits
+from relik_jax.training.reader_examples import augment_span, augment_triplet, span_examples, triplet_example
+from relik_jax.training.reader_model import TINY_BACKBONES, add_symbols, build_training_reader
+from relik_jax.training.reader_train import train_reader
 from relik_jax.training.trainer import Trainer, make_optimizer
 
 # "obama" -> ob ##ama: a two-sub-token word, so start and end labels land on different positions.
@@ -160,8 +157,6 @@ def tiny_config(**overrides):
 def test_few_steps_reduce_the_loss():
     from relik_jax.data import toy as toy_data
     from relik_jax.models.backbones import backbone_config_from_dict
-    from relik_jax.training.reader_train import TINY_BACKBONES, epoch_examples, load_splits
-
     c = tiny_config()
     tok = toy_data.toy_tokenizer()
     cfg = ReaderConfig(architecture="RelikReaderSpanModel", additional_special_symbols=c.candidates_per_forward + 1,
@@ -209,9 +204,7 @@ def test_toy_tokenizer_is_the_same_in_every_process():
 def test_fresh_heads_start_like_the_reference():
     """head_init='reference': every head Linear ~ U(+-1/sqrt(fan_in)) weights and biases (torch.nn.Linear's default,
     which the reference's heads keep); the backbone is untouched; 'normal' keeps N(0, 0.02) and zero biases."""
-    from relik_jax.training.reader_train import build_training_reader, default_config
-
-    c = default_config()
+    c = default.get_config()
     c.linears_hidden_size = 32
     _, ref_model, _, _ = build_training_reader(c)
     c.head_init = "normal"
@@ -238,8 +231,6 @@ def test_fresh_heads_start_like_the_reference():
 def test_dropout_override():
     """config.dropout: < 0 keeps the model's rates (BERT 0.1, heads 0.1); 0 switches every dropout off, so a
     training-mode forward equals the eval-mode one (the lockstep comparison with the reference relies on it)."""
-    from relik_jax.training.reader_train import build_training_reader, epoch_examples, load_splits
-
     def rates(model):
         return {float(n.rate) for _, n in nnx.iter_graph(model) if isinstance(n, nnx.Dropout)}
 
@@ -269,8 +260,6 @@ def test_reader_init_dropout_follows_the_seed(tmp_path):
     """Training from a saved reader (`config.init="reader"`): the dropout masks follow `config.seed` (loading alone
     would give every seed the same masks); the same seed gives the same masks."""
     from relik_jax.reader.convert import save_reader
-    from relik_jax.training.reader_train import build_training_reader, epoch_examples, load_splits
-
     c = tiny_config()
     cfg, model, tok, tok_cfg = build_training_reader(c)
     save_reader(tmp_path / "reader", cfg, model, tok, tok_cfg)
@@ -316,7 +305,6 @@ def test_aida_splits_take_the_retriever_top_k_and_cache_them(tmp_path, monkeypat
     from relik_jax.data import windowing
     from relik_jax.data.retrieval import aida_kb
     from relik_jax.retriever.encoder import Retriever, resolve_encoder
-    from relik_jax.training.reader_train import aida_splits
 
     read = datasets.read_aida
     monkeypatch.setattr(datasets, "read_aida", lambda split: itertools.islice(read(split), 2))

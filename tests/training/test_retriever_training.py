@@ -1,20 +1,16 @@
 """Retriever training: in-batch/hard-negative batches by hand, hard-negative mining, a few real steps."""
 
+import jax
 import numpy as np
 from flax import nnx
 
 from configs.retriever_aida import get_config
+from relik_jax.data.retrieval import RetrievalSample, samples_from_dpr
 from relik_jax.models.bert import BertConfig
-from relik_jax.retriever.encoder import GoldenRetrieverModel, Retriever
+from relik_jax.retriever.encoder import GoldenRetrieverModel, Retriever, resolve_encoder
 from relik_jax.retriever.index import Document
 from relik_jax.text.tokenization import load_tokenizer
-from relik_jax.training.retriever_train import (
-    RetrievalSample,
-    RetrieverTrainer,
-    make_batches,
-    resolve_encoder,
-    samples_from_dpr,
-)
+from relik_jax.training.retriever_train import RetrieverTrainer, make_batches
 
 
 def _samples() -> list[RetrievalSample]:
@@ -106,6 +102,21 @@ def test_training_steps_reduce_loss_then_mine_and_update_retriever():
     assert np.isfinite(losses).all() and losses[4] < losses[0]
     after = trainer.sync_retriever().encode_passages(["Germany"], progress=None)
     assert np.abs(after - before).max() > 1e-4
+
+
+def test_fit_checkpoints_and_resumes_at_the_saved_step(tmp_path):
+    """`fit(workdir=...)` saves orbax checkpoints (the shared Trainer's); a fresh trainer resumes from the newest
+    with the same weights and continues to max_steps."""
+    first = _tiny_trainer(max_steps=4, checkpoint_every=2, max_hard_negatives=0)
+    first.fit(log=lambda *_: None, workdir=tmp_path)
+    assert sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == [2, 4]
+    again = _tiny_trainer(max_steps=6, checkpoint_every=2, max_hard_negatives=0)
+    assert again.restore_latest(tmp_path) and again.step == 4
+    for a, b in zip(jax.tree.leaves(nnx.state(first.model(), nnx.Param)),
+                    jax.tree.leaves(nnx.state(again.model(), nnx.Param)), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    history = again.fit(log=lambda *_: None, workdir=tmp_path)
+    assert again.step == 6 and [h["step"] for h in history] == [5, 6]
 
 
 def test_real_data_kb_and_samples_name_every_gold_title():

@@ -41,7 +41,9 @@ def _setup(out: Path, schedule_steps: int):  # noqa: ANN202
 
     from relik_jax.engine.buckets import Buckets
     from relik_jax.reader.inputs import TokenizerInfo
-    from relik_jax.training.reader_train import build_training_reader, load_splits, train_batches
+    from relik_jax.training.reader_batching import train_batches
+    from relik_jax.training.reader_data import load_splits
+    from relik_jax.training.reader_model import build_training_reader
 
     config = our_config()
     config.update(dict(init="reader", backbone=str(out / "lockstep" / "init_reader_lockstep"), seed=0,
@@ -62,7 +64,7 @@ def _flat(state) -> dict[str, np.ndarray]:  # noqa: ANN001
 
 def ours(out: Path, reps: list[int], steps: int, schedule_steps: int) -> None:
     from relik_jax.reader.losses import loss_fn
-    from relik_jax.training.reader_train import reader_optimizer, seed_dropout
+    from relik_jax.training.reader_model import reader_optimizer, seed_dropout
     from relik_jax.training.trainer import Trainer, to_numpy_metrics
 
     folder = out / "dynamics"

@@ -30,25 +30,18 @@ from tokenizers import Tokenizer
 
 from relik_jax.data import corpora as datasets
 from relik_jax.data import jsonl
+from relik_jax.data.windowing import LabelledWindow
 from relik_jax.engine.buckets import Buckets
 from relik_jax.evaluation.metrics import re_matching
+from relik_jax.evaluation.reader_eval import THRESHOLDS
 from relik_jax.reader.inputs import TokenizerInfo
 from relik_jax.reader.model import ReaderConfig
 from relik_jax.retriever.encoder import resolve_encoder
 from relik_jax.text.tokenization import load_tokenizer
-from relik_jax.training.reader_train import (
-    THRESHOLDS,
-    Example,
-    LabelledWindow,
-    _windows,
-    add_symbols,
-    input_config,
-    load_splits,
-    reader_symbols,
-    train_batch_plan,
-    train_batches,
-    triplet_example,
-)
+from relik_jax.training.reader_batching import train_batch_plan, train_batches
+from relik_jax.training.reader_data import document_windows, load_splits
+from relik_jax.training.reader_examples import Example, triplet_example
+from relik_jax.training.reader_model import add_symbols, input_config, reader_symbols
 
 ROOT = Path(__file__).resolve().parents[3]
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -89,7 +82,7 @@ def export(out: Path, n_check: int) -> None:
     windows: dict[str, list[dict]] = {}
     for s, docs in raw.items():
         rows = []
-        for w in _windows(docs, config):
+        for w in document_windows(docs, config):
             w["triplet_candidates"] = list(relations)
             w["span_candidates"] = list(types)
             rows.append(w)

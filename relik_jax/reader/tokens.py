@@ -1,0 +1,94 @@
+"""Sub-word tokenization done once per distinct string: words and candidates hit a cache, not the tokenizer.
+
+The reader tokenizes every word of a window on its own, and every candidate as `"<symbol> <text>"`
+(relik-reference.md §1). A document's windows overlap (stride = half the window), words repeat (Zipf), and the
+same 100 candidates come back in window after window with different symbols, so the tokenizer would see the same
+strings again and again. `SubwordCache` keeps, per distinct string:
+
+- a word: its ids and char offsets (the tokenizer's, relative to the word) — exactly `encode(word)`;
+- a candidate text: the ids that follow the symbol in `encode(f"{symbol} {text}")`. Added tokens are split off
+  before the normalizer and pre-tokenizer run on the pieces between them, so what follows the symbol does not
+  depend on which symbol it is: `encode(f"[E-7] {text}").ids == [id("[E-7]"), *cache.candidate(text)]`
+  (`check_candidates` verifies this on the tokenizer at hand; tests run it on WordPiece and SentencePiece).
+
+The cache is bounded (entries beyond `max_entries` are computed but not kept) and never changes results.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from relik_jax.labels import NME
+
+__all__ = ["SubwordCache"]
+
+
+class SubwordCache:
+    """Memoised `encode` of words and candidate texts (no special tokens added, as the reference)."""
+
+    def __init__(self, tokenizer: Tokenizer, symbol: str, max_entries: int = 1_000_000) -> None:
+        if tokenizer.token_to_id(symbol) is None:
+            raise KeyError(f"SubwordCache needs an added special symbol of the tokenizer, got {symbol!r}")
+        self.tokenizer = tokenizer
+        self.symbol = symbol  # any added special symbol of the reader ("[E-0]" / "[R-0]")
+        self.max_entries = max_entries
+        self.word_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.candidate_cache: dict[str, np.ndarray] = {}
+        self.symbol_cache: dict[str, int] = {}
+
+    @functools.cached_property
+    def nme_ids(self) -> np.ndarray:
+        """The bare NME candidate (an added token, encoded on its own)."""
+        return np.asarray(self.tokenizer.encode(NME, add_special_tokens=False).ids, np.int32)
+
+    def symbol_ids(self, symbols: Iterable[str]) -> list[int]:
+        ids = self.symbol_cache
+        out = []
+        for s in symbols:
+            if s not in ids:
+                idx = self.tokenizer.token_to_id(s)
+                if idx is None:
+                    raise KeyError(f"token {s!r} is not in the tokenizer vocabulary")
+                ids[s] = idx
+            out.append(ids[s])
+        return out
+
+    def words(self, words: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(ids [n] int32, offsets [n, 2] int32 relative to the word) per word; misses go to the tokenizer in one
+        batch call."""
+        cache = self.word_cache
+        missing = list(dict.fromkeys(w for w in words if w not in cache))
+        if missing:
+            encs = self.tokenizer.encode_batch(missing, add_special_tokens=False)
+            fresh = {w: (np.asarray(e.ids, np.int32), np.asarray(e.offsets, np.int32).reshape(-1, 2))
+                     for w, e in zip(missing, encs, strict=True)}
+            if len(cache) + len(fresh) <= self.max_entries:
+                cache.update(fresh)
+            return [cache.get(w) or fresh[w] for w in words]
+        return [cache[w] for w in words]
+
+    def candidates(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """Ids that follow the symbol in `encode(f"{symbol} {text}")`, per text."""
+        cache = self.candidate_cache
+        missing = list(dict.fromkeys(t for t in texts if t not in cache))
+        if missing:
+            encs = self.tokenizer.encode_batch([f"{self.symbol} {t}" for t in missing], add_special_tokens=False)
+            fresh = {t: np.asarray(e.ids[1:], np.int32) for t, e in zip(missing, encs, strict=True)}
+            if len(cache) + len(fresh) <= self.max_entries:
+                cache.update(fresh)
+            return [cache.get(t) if t in cache else fresh[t] for t in texts]
+        return [cache[t] for t in texts]
+
+    def check_candidates(self, texts: Sequence[str], symbols: Sequence[str]) -> None:
+        """Raise if `[symbol] + candidates(text)` differs from encoding `"symbol text"` directly."""
+        ids = self.candidates(texts)
+        for text, tail in zip(texts, ids, strict=True):
+            for symbol in symbols:
+                direct = self.tokenizer.encode(f"{symbol} {text}", add_special_tokens=False).ids
+                sym = self.tokenizer.token_to_id(symbol)
+                if direct != [sym, *tail.tolist()]:
+                    raise AssertionError(f"candidate {text!r} after {symbol!r}: {direct} != {[sym, *tail.tolist()]}")
