@@ -11,6 +11,7 @@ progress callback), where a long document lets waiting short ones run (see worke
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -69,6 +70,19 @@ class RelikBackend:
         outs = per_document(self.relik.stream, docs, top_k=self.top_k, keep_candidates=False, progress=progress)
         return [o if isinstance(o, DocumentError) else [(s.start, s.end, s.label) for s in o.spans if s.label != NME]
                 for o in outs]
+
+    def warmup(self, texts: list[str], max_batch: int = 32) -> float:
+        """Annotate batches of 1, 2, 4, ... max_batch of `texts` (both answer forms) and one long document, so the
+        programs of the usual padded shapes are compiled before the first request instead of during it (a compile
+        takes seconds on CPU). Returns the seconds spent."""
+        t0 = time.perf_counter()
+        size = 1
+        while size <= max_batch:
+            for options in (None, JsonOptions()):
+                self(texts[:size], options, lambda: None)
+            size *= 2
+        self([" ".join(texts)], None, lambda: None)  # the long lane's chunks of `chunk_windows` windows
+        return time.perf_counter() - t0
 
     def limits(self) -> dict[str, Any]:
         """What the pipeline fixed at load time (the JSON API refuses per-request values it cannot honour)."""

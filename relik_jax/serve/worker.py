@@ -7,11 +7,12 @@ document per waiting request in turn (round-robin), so a request with 1,000 docu
 with one. Long documents run one at a time in a second lane.
 
 Fairness: both lanes call the same model, which is not re-entrant (its tokenizers toggle truncation per call), so a
-token guarantees one call at a time, and the two lanes alternate when both have work. A long document does not hold
-the token for its whole duration: the backend calls `checkpoint()` between bounded steps (`Relik.stream`'s
-progress callback, after every chunk of `chunk_windows` windows), and when short documents are waiting the long
-lane hands the token over there and resumes after one short batch. A short request thus waits for at most one
-chunk of the long document, not for all of it (benchmarks/service_load.py measures it).
+token guarantees one call at a time. A long document does not hold the token for its whole duration: the backend
+calls `checkpoint()` between bounded steps (`Relik.stream`'s progress callback, after every chunk of
+`chunk_windows` windows), and when short documents are waiting the long lane hands the token over there and resumes
+after `long_every` short batches (or when no short document waits). A short request thus waits for at most one
+chunk of the long document, not for all of it, and short documents keep most of the model while a long one runs,
+which still always progresses (benchmarks/service_load.py measures it).
 
 Isolation: when a merged call raises, its documents are re-run in halves (`isolate`) until the failing one is
 alone; a backend may also return an exception in a document's place. Only that document's request fails
@@ -117,12 +118,13 @@ class Worker:
 
     def __init__(self, backend: Backend, *, max_batch: int = 32, max_batch_chars: int = 100_000,
                  max_wait_s: float = 0.002, long_chars: int = 10_000, max_queue: int = 4096,
-                 max_queue_chars: int = 50_000_000) -> None:
+                 max_queue_chars: int = 50_000_000, long_every: int = 2) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         self.backend = backend
         self.max_batch, self.max_batch_chars, self.max_wait_s = max_batch, max_batch_chars, max_wait_s
         self.long_chars, self.max_queue, self.max_queue_chars = long_chars, max_queue, max_queue_chars
+        self.long_every = max(1, long_every)  # short batches per long-document chunk when both wait
         self.calls = 0  # backend calls (batches and long-document calls)
         self.texts = 0  # documents annotated
         self.failed = 0  # documents that failed
@@ -134,8 +136,7 @@ class Worker:
         self._closed = False
         self._holder: str | None = None  # the lane holding the model
         self._want = {SHORT: False, LONG: False}
-        self._last = LONG
-        self._short_turns = 0
+        self._short_run = 0
         self._chars_per_s = 0.0  # throughput estimate, for Retry-After
         self._threads = [threading.Thread(target=self._short_lane, name="annotate-short", daemon=True),
                          threading.Thread(target=self._long_lane, name="annotate-long", daemon=True)]
@@ -189,39 +190,46 @@ class Worker:
             t.join(timeout=10)
 
     # ------------------------------------------------------------------------------------------ the model token
+    # When both lanes want the model, the short lane gets `long_every` turns (batches), then the long lane one (a
+    # chunk); a lane alone takes every turn. `_short_run` counts the short turns since the long lane's last one.
+    def _long_may_run(self) -> bool:
+        return self._short_run >= self.long_every or not self._short_units
+
     def _acquire(self, lane: str) -> None:
-        other = LONG if lane == SHORT else SHORT
         with self._cond:
             self._want[lane] = True
-            # alternate when both lanes want the model: the lane that went last waits
-            self._cond.wait_for(lambda: self._closed or (
-                self._holder is None and (not self._want[other] or self._last != lane)))
+            if lane == SHORT:
+                self._cond.wait_for(lambda: self._closed or (
+                    self._holder is None and (not self._want[LONG] or self._short_run < self.long_every)))
+            else:
+                self._cond.wait_for(lambda: self._closed or (
+                    self._holder is None and (not self._want[SHORT] or self._long_may_run())))
+                self._short_run = 0
             self._want[lane] = False
             self._holder = lane
 
     def _release(self, lane: str) -> None:
         with self._cond:
-            self._holder, self._last = None, lane
+            self._holder = None
             if lane == SHORT:
-                self._short_turns += 1
+                self._short_run += 1
             self._cond.notify_all()
 
     def _checkpoint(self) -> None:
-        """Called by the backend inside a long document's call, between two bounded steps: lets one short batch
-        run when short documents are waiting."""
+        """Called by the backend inside a long document's call, between two bounded steps: lets `long_every`
+        short batches run when short documents are waiting."""
         with self._cond:
             if self._closed:
                 raise WorkerClosed("the worker shut down while this document was being annotated")
             if not self._short_units:
                 return
-            turns = self._short_turns
-            self._holder, self._last = None, LONG
+            self._holder = None
             self._want[LONG] = True
             self.handovers += 1
             self._cond.notify_all()
-            self._cond.wait_for(lambda: self._closed or (
-                self._holder is None and (self._short_turns != turns or not self._short_units)))
+            self._cond.wait_for(lambda: self._closed or (self._holder is None and self._long_may_run()))
             self._want[LONG] = False
+            self._short_run = 0
             self._holder = LONG
 
     # ------------------------------------------------------------------------------------------------ lanes

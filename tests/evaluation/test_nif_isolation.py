@@ -2,6 +2,7 @@
 (the cases of the "no document lost" issue), and a long document does not block short requests."""
 
 import http.client
+import statistics
 import sys
 import threading
 import time
@@ -144,6 +145,7 @@ def test_a_long_document_does_not_block_a_small_request(relik):
         long_s = time.perf_counter() - t0
     worker.close()
     assert done.is_set() and latencies, "the small requests must run while the long document is annotated"
-    # the long document takes seconds; each small request waits for about one chunk of 64 windows
-    assert max(latencies) < 2.0 and max(latencies) < long_s / 2, (latencies, long_s)
+    # the long document takes seconds; each small request waits for about one chunk of 64 windows, not for it all
+    # (bounds relative to the long document's time: a loaded machine slows both alike)
+    assert max(latencies) < long_s / 2 and statistics.median(latencies) < long_s / 10, (latencies, long_s)
     assert worker.stats()["handovers"] >= 1

@@ -97,6 +97,47 @@ def test_a_long_document_pauses_for_short_requests():
         worker.close()
 
 
+@pytest.mark.parametrize("long_every", [1, 2, 3])
+def test_under_continuous_short_load_the_long_document_gets_every_nth_turn(long_every):
+    """20 clients keep the short lane busy; the long document (30 chunks) still advances, one chunk per
+    `long_every` short batches."""
+    turns = []
+
+    def backend(docs, options, checkpoint):
+        if len(docs[0]) > 100:
+            for _ in range(30):
+                turns.append("L")
+                time.sleep(0.01)
+                checkpoint()
+        else:
+            turns.append("s")
+            time.sleep(0.01)
+        return [len(d) for d in docs]
+
+    worker = Worker(backend, long_chars=100, max_batch=4, max_wait_s=0.0, long_every=long_every)
+    stop = threading.Event()
+
+    def client():
+        while not stop.is_set():
+            worker.submit(["short"]).result(10)
+
+    clients = [threading.Thread(target=client) for _ in range(20)]
+    try:
+        for c in clients:
+            c.start()
+        time.sleep(0.1)
+        assert worker.submit(["x" * 1000]).result(30) == [1000]  # no starvation, no deadlock
+        stop.set()
+        for c in clients:
+            c.join(10)
+        during = "".join(turns)["".join(turns).index("L"):"".join(turns).rindex("L")]
+        runs = [len(r) for r in during.split("L") if r]
+        assert runs and max(runs) <= long_every and sum(runs) / len(runs) >= long_every - 0.5, during
+    finally:
+        stop.set()
+        worker.close()
+
+
 def test_short_documents_of_requests_take_turns():
     batches = []
 
