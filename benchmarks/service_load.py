@@ -13,13 +13,16 @@ client process runs 100 threads over:
   take the server's CPU; each is also compared with the same document annotated alone (the tiny pipeline in this
   process, same weights): batch composition changes the last bits of the scores, and a near-tie of the random
   model may then flip, so that count is reported, not required;
-- 1,000 malformed or poisoned requests, interleaved; per endpoint, of every 10: 7 malformed, 1 model fault, 2
+- 1,000 malformed or poisoned requests, interleaved; per endpoint, of every 20: 15 malformed, 1 model fault, 4
   hostile but valid. Malformed: NIF (the 15 kinds of nif_service_load.py, a lone surrogate escape) and JSON (bad
   JSON / UTF-8 / types / parameters / size / content type, lone surrogate, a record dict, null, numbers) must get 4xx
   with a reason; hostile but valid (a 50,000-character word, control characters, a lone CR, no Content-Type) must
   get 200 and an answer; POISON-PILL documents must get 500 naming the document, and nobody else may;
 - one 200,000-character document (Reuters texts concatenated), sent once half the valid documents are answered: the
   small documents answered while it runs give the latency percentiles, those before it the same storm's baseline.
+
+Before the storm, a probe repeats the issue's scenario in process (the long document, then one small document every
+0.5 s): with the fair worker, and with one lane and no checkpoints (the service before this change).
 
     PYTHONPATH=$PWD python benchmarks/service_load.py            # prints a table, writes results/service_load.json
 """
@@ -38,6 +41,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks"), str(ROOT / "tests" / "inference")]
@@ -48,6 +52,7 @@ from nif_service_load import NIF_NS, malformed_catalogue, parse_answer, raw_requ
 from relik_jax.evaluation.gerbil.datasets import load_gerbil_dataset  # noqa: E402
 from relik_jax.evaluation.gerbil.nif import OffsetMap  # noqa: E402
 from relik_jax.evaluation.gerbil.uris import title_to_uri  # noqa: E402
+from relik_jax.serve.worker import Worker  # noqa: E402
 
 DATASETS = ("kore50", "rss-500", "reuters-128", "oke-2015", "oke-2016", "oke-2015-train", "oke-2016-train")
 POISON = "POISON-PILL"
@@ -64,7 +69,6 @@ def serve(workdir: Path, n_valid: int) -> None:
     from relik_jax.inference.pipeline import Relik
     from relik_jax.serve.backends import RelikBackend
     from relik_jax.serve.json_api import serve_json
-    from relik_jax.serve.worker import Worker
 
     relik = Relik.from_pretrained(workdir / "pipeline")
     relik.config.chunk_windows = 64  # the long lane's slice (relik-jax serve --chunk-windows)
@@ -153,12 +157,32 @@ def hostile_valid_text(k: int) -> tuple[str, str]:
     kinds = [("control characters", "Paris\x00 and\x01 Berlin\x7f with \u2028 separators ."),
              ("lone CR inside", "Obama visited Japan\ryesterday ."),
              ("astral characters", "\U0001f600 Obama \U0001d518 Syria .")]
-    if k % 20 == 0:
+    if k % 40 == 0:
         return "50,000-character word", "Obama " + "x" * 50_000 + " Honolulu ."
     return kinds[k % len(kinds)]
 
 
 # ------------------------------------------------------------------------------------------------- client side
+
+
+def head_of_line_probe(backend: Any, long_text: str, texts: list[str], fair: bool) -> dict:
+    """The issue's scenario without the storm: the long document alone, then one small document every 0.5 s from 2 s
+    on, through a worker (no HTTP). fair=False: one lane and no checkpoints, as the service was before."""
+    worker = Worker(backend, long_chars=10_000 if fair else 10**9)
+    t0 = time.perf_counter()
+    long = worker.submit([long_text])
+    time.sleep(2.0)
+    ms = []
+    while not long.done():
+        t = time.perf_counter()
+        worker.submit([texts[len(ms) % len(texts)]]).result()
+        ms.append(1000 * (time.perf_counter() - t))
+        time.sleep(0.5)
+    long.result()
+    worker.close()
+    pct = statistics.quantiles(ms, n=100) if len(ms) >= 2 else [ms[0] if ms else float("nan")] * 99
+    return {"long_doc_s": round(time.perf_counter() - t0, 1), "probes": len(ms), "p50_ms": round(pct[49], 1),
+            "p99_ms": round(pct[98], 1), "max_ms": round(max(ms), 1) if ms else None}
 
 
 def answered(data: bytes, endpoint: str, ctx: str | None, text: str) -> bool:
@@ -205,6 +229,10 @@ def run(n_valid: int = 2000, n_bad: int = 1000, clients: int = 100, long_chars: 
         return {(m.to_utf16(s), m.to_utf16(e), title_to_uri(label, "dbpedia"))
                 for s, e, label, _ in alone[text]["spans"] if label != "--NME--"}
 
+    local.relik.config.chunk_windows = 64  # as the server
+    probe = {"fair": head_of_line_probe(local, long_text, texts, fair=True),
+             "one lane, no checkpoints (before)": head_of_line_probe(local, long_text, texts, fair=False)}
+
     proc = subprocess.Popen([sys.executable, __file__, "--serve", str(workdir), "--valid", str(n_valid)],
                             stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
@@ -245,10 +273,10 @@ def run(n_valid: int = 2000, n_bad: int = 1000, clients: int = 100, long_chars: 
             return {"kind": "valid", "endpoint": "nif" if i % 2 else "json", "status": status, "t0": t,
                     "t1": time.perf_counter(), "chars": len(text), "check": check, "data": data}
         endpoint = "nif" if i % 2 else "json"
-        sub = i // 2  # per endpoint: of every 10 requests, 7 malformed, 1 model fault, 2 hostile but valid
-        group, slot = divmod(sub, 10)
-        if slot >= 8:  # valid but hostile: 200 and the right answer
-            name, text = hostile_valid_text(2 * group + slot - 8)
+        sub = i // 2  # per endpoint: of every 20 requests, 15 malformed, 1 model fault, 4 hostile but valid
+        group, slot = divmod(sub, 20)
+        if slot >= 16:  # valid but hostile: 200 and the right answer
+            name, text = hostile_valid_text(4 * group + slot - 16)
             if endpoint == "nif":
                 ctx, body = nif_body(500_000 + i, text)
                 headers = {} if group % 2 else {"Content-Type": "application/x-turtle"}  # half: no Content-Type
@@ -258,7 +286,7 @@ def run(n_valid: int = 2000, n_bad: int = 1000, clients: int = 100, long_chars: 
                 status, data = request(json_url, "POST", "/api/relik", json.dumps({"text": text}).encode())
             ok = status == 200 and answered(data, endpoint, ctx, text)
             return {"kind": "hostile valid", "name": name, "endpoint": endpoint, "ok": ok, "status": status}
-        if slot == 7:  # simulated model fault: 500 naming the document, for this request only
+        if slot == 15:  # simulated model fault: 500 naming the document, for this request only
             text = f"Paris {POISON} number {i} ."
             if endpoint == "nif":
                 status, data = request(nif_url, "POST", "/", nif_body(600_000 + i, text)[1])
@@ -267,16 +295,16 @@ def run(n_valid: int = 2000, n_bad: int = 1000, clients: int = 100, long_chars: 
             ok = status == 500 and b"simulated model fault" in data
             return {"kind": "fault", "endpoint": endpoint, "ok": ok, "status": status}
         if endpoint == "nif":
-            if slot == 6:
+            if slot == 14:
                 name, want = "lone surrogate escape", 400
                 body = (b"@prefix nif: <http://persistence.uni-leipzig.org/nlp2rdf/ontologies/nif-core#> .\n"
                         b'<http://x.org/s#char=0,9> a nif:Context ; nif:isString "Obama \\uD800 x" .')
                 status, data = request(nif_url, "POST", "/", body, {"Content-Type": "application/x-turtle"})
             else:
-                name, raw, want = malformed_catalogue(6 * group + slot)
+                name, raw, want = malformed_catalogue(14 * group + slot)
                 status, data = raw_request(int(nif_url.rsplit(":", 1)[1]), raw)
         else:
-            name, method, path, body, headers, want = json_malformed(7 * group + slot)
+            name, method, path, body, headers, want = json_malformed(15 * group + slot)
             status, data = request(json_url, method, path, body, headers)
         ok = status == want and 400 <= status < 500 and len(data.strip()) > 0
         return {"kind": "malformed", "name": name, "endpoint": endpoint, "ok": ok, "status": status, "want": want}
@@ -356,6 +384,7 @@ def run(n_valid: int = 2000, n_bad: int = 1000, clients: int = 100, long_chars: 
         "long_doc": {"ok": long_box.get("ok"), "identical_to_alone": long_box.get("identical_to_alone"),
                      "seconds": round(long_box["t1"] - long_box["t0"], 1)},
         "server_warmup_s": warmup_s,
+        "head_of_line_probe": probe,
         "small_latency_ms_while_long_runs": latencies(valid, when="during"),
         "small_latency_ms_before_long": latencies(valid, when="before"),
         "small_latency_ms_all": latencies(valid),
@@ -396,6 +425,9 @@ def main(argv: list[str] | None = None) -> int:
              ("small docs while it runs: n / p50 / p99 / max ms", f"{lat['n']} / {lat['p50']} / {lat['p99']} / "
               f"{lat['max']}", ""),
              ("  per endpoint: p50 / p99 ms", *(f"{by[ep]['p50']} / {by[ep]['p99']}" for ep in ("nif", "json"))),
+             *((f"probe, no storm, {name}: long s / probes / p50 / max ms",
+                f"{v['long_doc_s']} / {v['probes']} / {v['p50_ms']} / {v['max_ms']}", "")
+               for name, v in r["head_of_line_probe"].items()),
              ("load average of the machine (1/5/15 min)", " / ".join(f"{x:.1f}" for x in r["load_average"]), ""),
              ("server RSS before / after (peak) MB", f"{r['server_rss_before']['rss_mb']} / "
               f"{r['server_rss_after']['rss_mb']} ({r['server_rss_after']['peak_rss_mb']})", ""),

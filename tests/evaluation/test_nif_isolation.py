@@ -149,3 +149,30 @@ def test_a_long_document_does_not_block_a_small_request(relik):
     # (bounds relative to the long document's time: a loaded machine slows both alike)
     assert max(latencies) < long_s / 2 and statistics.median(latencies) < long_s / 10, (latencies, long_s)
     assert worker.stats()["handovers"] >= 1
+
+
+def test_a_full_queue_answers_503_with_retry_after_and_health_reports_it():
+    release = threading.Event()
+
+    def blocked(docs, options, checkpoint):
+        release.wait(10)
+        return [[] for _ in docs]
+
+    worker = Worker(blocked, max_queue=1, max_batch=1, max_wait_s=0.0)
+    with serve_nif(worker=worker, port=0, block=False) as server, ThreadPoolExecutor(2) as pool:
+        body = gerbil_request(NifDocument("http://t.org/a", "Paris ."))[1].encode()
+        first = pool.submit(post, server.url, body)
+        time.sleep(0.3)
+        queued = pool.submit(post, server.url, body)
+        time.sleep(0.3)
+        parts = server.url.split("//")[1].split(":")
+        conn = http.client.HTTPConnection(parts[0], int(parts[1]), timeout=30)
+        conn.request("POST", "/", body=body, headers={"Content-Type": "application/x-turtle"})
+        full = conn.getresponse()
+        assert full.status == 503 and int(full.getheader("Retry-After")) >= 1 and b"queue full" in full.read()
+        conn.request("GET", "/health")
+        health = conn.getresponse().read().decode()
+        assert "status ok" in health and "queued 1" in health
+        release.set()
+        assert first.result()[0] == 200 and queued.result()[0] == 200
+    worker.close()
