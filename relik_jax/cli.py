@@ -1,17 +1,17 @@
-"""`relik-jax` command line: annotate, add-candidates, convert, index build, serve."""
+"""`relik-jax` command line: annotate, add-candidates, convert, index build, serve (--json / --nif)."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from rich.progress import Progress
 
 from relik_jax.data.jsonl import read_jsonl, write_jsonl
 from relik_jax.evaluation.gerbil import service as nif_service
+from relik_jax.inference.files import ResumeError, annotate_file
 from relik_jax.inference.pipeline import Relik, RelikConfig
 from relik_jax.inference.pretrained import pretrained_folder
 from relik_jax.reader.convert import load_reference_reader, save_reader
@@ -19,52 +19,33 @@ from relik_jax.retriever.build import build_index
 from relik_jax.retriever.encoder import Retriever, load_encoder, save_encoder
 from relik_jax.retriever.encoder import add_candidates as add
 from relik_jax.retriever.index import DocumentIndex
-
-
-def _read_documents(path: Path) -> Iterator[tuple[str, dict]]:
-    """Yields (text, record) from a .txt file (one document per line), a .jsonl file ({"text": ...}) or a
-    folder of .txt files (one document per file)."""
-    if path.is_dir():
-        for f in sorted(path.glob("*.txt")):
-            yield f.read_text(), {"id": f.name}
-        return
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if path.suffix == ".jsonl":
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise SystemExit(f"{path}:{n}: not valid JSON ({e})") from None
-                if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-                    raise SystemExit(f'{path}:{n}: expected an object with a string "text" field')
-                yield record["text"], record
-            else:
-                yield line.rstrip("\n"), {"id": n - 1}
+from relik_jax.serve.backends import RelikBackend
+from relik_jax.serve.json_api import serve_json
+from relik_jax.serve.worker import Worker
 
 
 def annotate(args: argparse.Namespace) -> None:
-
-
-    relik = Relik.from_pretrained(args.model, dtype=args.precision, top_k=args.top_k or 100)
+    """Annotate a file into JSONL, one line per document in input order; see relik_jax/inference/files.py for the
+    reading (per-line decoding, error records), atomic appends and --resume."""
     src, dst = Path(args.input), Path(args.output)
-    records: list[dict] = []
-
-    def texts() -> Iterator[str]:
-        for text, record in _read_documents(src):
-            records.append(record)
-            yield text
-
-    with Progress(transient=True, disable=not sys.stderr.isatty()) as progress, dst.open("w") as out:
+    if not src.exists():
+        raise SystemExit(f"annotate: INPUT {src} does not exist")
+    # the pipeline's saved top_k unless --top-k is given
+    relik = Relik.from_pretrained(args.model, dtype=args.precision, **({"top_k": args.top_k} if args.top_k else {}))
+    with Progress(transient=True, disable=not sys.stderr.isatty()) as progress:
         task = progress.add_task("annotating (windows)", total=None)
-        for i, output in enumerate(relik.stream(texts(), keep_candidates=False,
-                                                progress=lambda n: progress.advance(task, n))):
-            d = output.to_dict()
-            d.pop("candidates")
-            d["id"] = records[i].get("id", i)
-            out.write(json.dumps(d, ensure_ascii=False) + "\n")
-            records[i] = {}  # bounded memory: records are only needed until written
+        try:
+            report = annotate_file(relik, src, dst, resume=args.resume, on_error=args.on_error,
+                                   group_size=args.group_size, progress=lambda n: progress.advance(task, n))
+        except ResumeError as err:
+            raise SystemExit(f"annotate --resume: {err}") from None
+    resumed = f", {report.resumed} already there (--resume)" if report.resumed else ""
+    print(f"{dst}: {report.written} documents written{resumed}", file=sys.stderr)
+    if report.failed:
+        example = f", e.g. {report.first_error}" if report.first_error else " (error lines written by an earlier run)"
+        if args.on_error == "fail":
+            raise SystemExit(f"annotate: stopped at {report.first_error}")
+        raise SystemExit(f"annotate: {report.failed} of {report.documents} documents failed{example}")
 
 
 def add_candidates(args: argparse.Namespace) -> None:
@@ -125,15 +106,35 @@ def index(args: argparse.Namespace) -> None:
 
 
 def serve(args: argparse.Namespace) -> None:
-    argv = ["--host", args.host, "--port", str(args.port)]
+    """`serve --nif` (GERBIL), `--json` (relik's `relik serve` API) or both on one worker, i.e. one model."""
+    if not (args.nif or args.json):
+        raise SystemExit("serve needs --json (relik's JSON API) and/or --nif (NIF for GERBIL)")
     if args.gold:
-        nif_service.main([*argv, "--gold", args.gold])
+        if args.json:
+            raise SystemExit("serve --gold serves gold annotations over NIF only (drop --json)")
+        nif_service.main(["--host", args.host, "--port", str(1235 if args.port is None else args.port),
+                          "--gold", args.gold])
         return
     if not args.model:
-        raise SystemExit("serve --nif needs --model PIPELINE_FOLDER (or --gold DATASET to serve gold annotations)")
-
-    relik = Relik.from_pretrained(args.model, dtype=args.precision)
-    nif_service.serve_nif(relik.annotator(), host=args.host, port=args.port, block=True, verbose=True)
+        raise SystemExit("serve needs --model PIPELINE_FOLDER (or --nif --gold DATASET to serve gold annotations)")
+    relik = Relik.from_pretrained(args.model, dtype=args.precision,
+                                  **({"top_k": args.top_k} if args.top_k else {}))
+    # the slice a long document runs before short requests get a turn (see relik_jax/serve/worker.py)
+    relik.config.chunk_windows = args.chunk_windows
+    backend = RelikBackend(relik)
+    worker = Worker(backend, max_batch=args.max_batch, max_queue=args.max_queue, long_chars=args.long_chars)
+    nif_port = args.nif_port if args.json else (1235 if args.port is None else args.port)
+    try:
+        if args.nif and args.json:
+            nif = nif_service.serve_nif(worker=worker, host=args.host, port=nif_port, block=False, verbose=True)
+            print(f"NIF service on {nif.url}/ (paths /dbpedia, /wikipedia choose the URI style)", flush=True)
+        if args.json:
+            serve_json(worker, backend.limits(), host=args.host, port=8000 if args.port is None else args.port,
+                       block=True, log_level="info")
+        else:
+            nif_service.serve_nif(worker=worker, host=args.host, port=nif_port, block=True, verbose=True)
+    finally:
+        worker.close()
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -145,7 +146,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     a.add_argument("input")
     a.add_argument("output", help="JSONL, one RelikOutput per input document")
     a.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
-    a.add_argument("--top-k", type=int, default=None)
+    a.add_argument("--top-k", type=int, default=None, help="default: the pipeline's saved top_k")
+    a.add_argument("--on-error", choices=["skip", "fail"], default="skip",
+                   help="skip: write an error line {id, error} and go on (exit 1 at the end); fail: stop there")
+    a.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run: keep OUTPUT's complete lines, annotate the rest")
+    a.add_argument("--group-size", type=int, default=256,
+                   help="documents per model stream (fixed groups make --resume byte-identical)")
     a.set_defaults(fn=annotate)
 
     r = sub.add_parser("add-candidates", help="add retrieved candidates to windowized JSONL (reader training data)")
@@ -191,13 +198,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     b.add_argument("--chunk-rows", type=int, default=4096, help="passages encoded between two checkpoints")
     b.set_defaults(fn=index)
 
-    s = sub.add_parser("serve", help="NIF web service for GERBIL (A2KB)")
-    s.add_argument("--nif", action="store_true", required=True, help="serve NIF over HTTP (the only protocol)")
+    s = sub.add_parser("serve", help="web services: JSON (relik's `relik serve` API) and/or NIF for GERBIL (A2KB)")
+    s.add_argument("--json", action="store_true", help="JSON API: GET/POST /api/relik, GET /health ([serve] extra)")
+    s.add_argument("--nif", action="store_true", help="NIF Turtle over HTTP for GERBIL")
     s.add_argument("--model", help="pipeline folder")
-    s.add_argument("--gold", help="serve the gold annotations of a dataset instead of a model (testing)")
+    s.add_argument("--gold", help="serve the gold annotations of a dataset instead of a model (testing, --nif)")
     s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=1235)
+    s.add_argument("--port", type=int, default=None, help="default 8000 (--json) or 1235 (--nif alone)")
+    s.add_argument("--nif-port", type=int, default=1235, help="NIF port when serving both (default 1235)")
     s.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    s.add_argument("--top-k", type=int, default=None, help="default: the pipeline's saved top_k")
+    s.add_argument("--max-batch", type=int, default=32, help="short documents per model call")
+    s.add_argument("--max-queue", type=int, default=4096, help="documents waiting before 503 + Retry-After")
+    s.add_argument("--long-chars", type=int, default=10_000, help="documents longer run in the long lane")
+    s.add_argument("--chunk-windows", type=int, default=64,
+                   help="windows a long document runs before waiting short requests get a turn")
     s.set_defaults(fn=serve)
 
     args = parser.parse_args(argv)

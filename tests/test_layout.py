@@ -20,10 +20,13 @@ LAYERS = {
     "retriever": 4, "reader": 4,
     "data": 5,
     "inference": 6,
-    "evaluation": 7,
-    "training": 8,
-    "cli": 9,
-    "": 10,  # relik_jax/__init__.py: re-exports only
+    # the annotation services' worker and JSON API sit on the pipeline; the GERBIL NIF service (evaluation) runs on
+    # the same worker, so `serve` is below `evaluation`
+    "serve": 7,
+    "evaluation": 8,
+    "training": 9,
+    "cli": 10,
+    "": 11,  # relik_jax/__init__.py: re-exports only
 }
 # Optional or slow-to-import dependencies that may be imported inside the function that needs them.
 LAZY_OK = {"scann", "tensorflow_datasets", "array_record", "orbax", "matplotlib", "ray", "fastapi", "uvicorn",

@@ -9,7 +9,11 @@ long document without keeping its windows:
 - span probabilities: the first window that has a span wins;
 - text: the document from its first window's first char to its last window's last char (the reference writes
   `w1.text[:w2.offset - w1.offset] + w2.text`); when the document text is not given it is rebuilt that way;
-- candidates: one list per window, in window order.
+- candidates: one list per window, in window order;
+- public output (default) holds only well-formed spans: `start < end`, inside the text. The reference's EL reader
+  may end a span before its start (an end token before the start token), so 25-100 % of the spans of an untrained
+  model are empty or inverted; `raw=True` keeps the reference's exact output (the parity tests compare it).
+  Triplets whose subject or object span is dropped are dropped with it.
 
 `merge_windows(windows)` groups any windows by `doc_id` (first-seen order), sorts each document's windows by
 offset and merges them: the evaluation path and tests use it, the pipeline uses `DocumentMerge` directly.
@@ -32,8 +36,9 @@ class DocumentMerge:
     """Predictions of one document, merged window by window. Windows must be added in offset order."""
 
     def __init__(self, doc_id: Any, text: str | None = None, words: Sequence[str] | None = None,
-                 keep_windows: bool = False, keep_candidates: bool = True) -> None:
+                 keep_windows: bool = False, keep_candidates: bool = True, raw: bool = False) -> None:
         self.doc_id = doc_id
+        self.raw = raw  # True: the reference's exact spans, empty and inverted ones included
         self.source = text  # the document text, when known (span texts are sliced from it)
         self.words = list(words) if words is not None else None
         self.keep_windows, self.keep_candidates = keep_windows, keep_candidates
@@ -87,29 +92,36 @@ class DocumentMerge:
         def span(t: CharSpan) -> Span:
             return Span(t[0], t[1], t[2], source[t[0] - base:t[1] - base])
 
+        def kept(t: CharSpan) -> bool:
+            return self.raw or base <= t[0] < t[1] <= base + len(source)
+
+        spans = [s for s in self.spans if kept(s)]
+        triplets = [t for t in self.triplets if kept(t[0]) and kept(t[2])]
+        probs = {k: v for k, v in self.span_probs.items() if self.raw or kept((k[0], k[1], ""))}
         words = self.words if self.words is not None else [self.window_words[i] for i in sorted(self.window_words)]
         return RelikOutput(
             text=text,
             tokens=list(words),
             id=self.doc_id,
-            spans=sorted(span(s) for s in self.spans),
-            triplets=[Triplet(span(s), r, span(o), round(c, 2)) for s, r, o, c in sorted(self.triplets)],
+            spans=sorted(span(s) for s in spans),
+            triplets=[Triplet(span(s), r, span(o), round(c, 2)) for s, r, o, c in sorted(triplets)],
             candidates=Candidates(span=self.span_candidates or None, triplet=self.triplet_candidates or None),
             windows=self.windows or None,
-            span_probabilities=dict(self.span_probs),
+            span_probabilities=probs,
         )
 
 
 def merge_windows(windows: Iterable[Window], texts: Mapping[Any, str] | None = None,
-                  keep_windows: bool = False) -> list[RelikOutput]:
+                  keep_windows: bool = False, raw: bool = False) -> list[RelikOutput]:
     """Group `windows` by `doc_id` (first-seen order), sort by offset and merge each document. `texts`: the
-    documents' texts by id (span texts are sliced from them; default: the text rebuilt from the windows)."""
+    documents' texts by id (span texts are sliced from them; default: the text rebuilt from the windows); `raw`:
+    keep empty / inverted spans (see the module docstring)."""
     by_doc: dict[Any, list[Window]] = {}
     for w in windows:
         by_doc.setdefault(w.doc_id, []).append(w)
     out = []
     for doc_id, ws in by_doc.items():
-        merge = DocumentMerge(doc_id, (texts or {}).get(doc_id), keep_windows=keep_windows)
+        merge = DocumentMerge(doc_id, (texts or {}).get(doc_id), keep_windows=keep_windows, raw=raw)
         for w in sorted(ws, key=lambda w: (w.offset, w.window_id)):
             merge.add(w)
         out.append(merge.output())

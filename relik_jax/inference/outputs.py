@@ -40,6 +40,8 @@ class Candidates:
 
 def candidate_to_dict(candidate: Any) -> dict:
     """A retrieved passage as the reference's `Document.to_dict()`: `{"text", "id", "metadata"}`."""
+    if hasattr(candidate, "document") and hasattr(candidate, "score"):  # a retrieval hit: report its passage
+        candidate = candidate.document
     if hasattr(candidate, "to_dict"):
         return candidate.to_dict()
     if isinstance(candidate, dict):
@@ -63,6 +65,8 @@ class RelikOutput:
     # (start, end) -> [(label, probability), ...] of the EL reader (first window wins); not in `to_dict`, which
     # follows the reference's output keys
     span_probabilities: dict[tuple[int, int], list[tuple[str, float]]] | None = None
+    # why this document has no annotations (`Relik.stream(..., on_error="record")`); None for a normal output
+    error: str | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready dict with the reference's keys (`text`, `tokens`, `spans`, `triplets`, `candidates`, and
@@ -83,6 +87,8 @@ class RelikOutput:
         }
         if self.windows is not None:
             out["windows"] = [w.to_dict() if hasattr(w, "to_dict") else w for w in self.windows]
+        if self.error is not None:
+            out["error"] = self.error
         return out
 
     def entities(self, include_nme: bool = False) -> dict[str, list[Span]]:

@@ -26,6 +26,7 @@ from relik_jax.engine.executor import prefetch
 from relik_jax.inference.merge import DocumentMerge
 from relik_jax.inference.outputs import RelikOutput
 from relik_jax.inference.pretrained import place, pretrained_folder, resolve_device
+from relik_jax.inference.validation import accepts_documents, isolates_documents
 from relik_jax.labels import NME
 from relik_jax.reader.convert import load_reader, save_reader
 from relik_jax.reader.reader import Reader, SpanWindowPrediction
@@ -50,6 +51,7 @@ class RelikConfig:
     prefetch_chunks: int = 1  # chunks prepared on the host ahead of the device (0: no background thread)
     use_nme: bool | None = None  # reader: None -> the reader's default (EL True; RE/cIE from the checkpoint config)
     relation_threshold: float | None = None  # reader: None -> the checkpoint's `threshold`
+    raw_output: bool = False  # True: keep the reference's empty / inverted spans (parity); see inference/merge.py
 
     def __post_init__(self) -> None:
         if self.task not in DEFAULT_WINDOWS:
@@ -149,6 +151,7 @@ class Relik:
         return annotate
 
     # ------------------------------------------------------------------------------------------------ calls
+    @accepts_documents  # inference/validation.py: records, clear TypeErrors (bytes, None, 42), on_error=
     def __call__(self, text: str | Sequence[str], candidates: Any = None, **kwargs: Any) -> RelikOutput | list:
         """Annotate one text (-> RelikOutput) or a list of texts (-> list). See `stream` for the arguments."""
         single = isinstance(text, str)
@@ -156,6 +159,7 @@ class Relik:
         outputs = list(self.stream(texts, candidates=candidates, **kwargs))
         return outputs[0] if single else outputs
 
+    @isolates_documents  # inference/validation.py: lazy per-document checks; one failing document fails alone
     def stream(self, texts: Iterable[str | list[str]], *, candidates: Any = None, top_k: int | None = None,
                is_split_into_words: bool = False, return_windows: bool = False, keep_candidates: bool = True,
                progress: Any = None) -> Iterator[RelikOutput]:
@@ -199,7 +203,7 @@ class Relik:
             words = tokenize(text, is_split_into_words=split)
             t = self.times.add("words", t)
             current = DocumentMerge(doc_index, text, [w.text for w in words], keep_windows=return_windows,
-                                    keep_candidates=keep_candidates)
+                                    keep_candidates=keep_candidates, raw=self.config.raw_output)
             doc_cands = self._doc_candidates(candidates, doc_index)
             for window in self.splitter.split_document(text, doc_index, words):
                 window.span_candidates = doc_cands.get(SPAN)

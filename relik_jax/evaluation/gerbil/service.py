@@ -1,142 +1,62 @@
-"""A NIF web service GERBIL can call, wrapping any annotator callable (stdlib http.server, loopback by
-default).
+"""A NIF web service GERBIL can call, wrapping any annotator callable (stdlib http.server, loopback by default).
 
-GERBIL POSTs one NIF Turtle document per request (`Content-Type: application/x-turtle`) holding a
-`nif:Context`
+GERBIL POSTs one NIF Turtle document per request (`Content-Type: application/x-turtle`) holding a `nif:Context`
 with `nif:isString`; the answer is the same context plus one phrase per predicted mention (`nif:beginIndex`,
-`nif:endIndex` in UTF-16 code units, `itsrdf:taIdentRef` DBpedia or Wikipedia URI). Requests that arrive
-together
-are annotated in one annotator call (a small batching queue in front of the annotator thread). Malformed input
-gets HTTP 400 with the reason; the server itself never stops on bad input.
+`nif:endIndex` in UTF-16 code units, `itsrdf:taIdentRef` DBpedia or Wikipedia URI).
+
+Documents go through the shared worker (`relik_jax.serve.worker`): requests arriving together are annotated in one
+call, a long document pauses between chunks for short ones, and a document that fails fails alone. Answers:
+- 400 with the reason for a malformed request or a document the pipeline rejects (e.g. a lone surrogate from a
+  `\uD800` escape), 411 / 413 / 415 for missing length / too large / wrong content type (none: accepted);
+- 500 only for a server fault (the annotator raised or answered spans outside the text) on *this* request's
+  document; 503 with Retry-After when the queue is full or the annotator did not answer in time.
+The server itself never stops on bad input.
 
 annotator(texts: list[str]) -> list[list[(char_start, char_end_exclusive, wikipedia_title)]], Python offsets.
-The URI style is chosen per request path: `/dbpedia` or `/wikipedia` (any other path: the server's
-default), so one
-server can serve GERBIL experiments on datasets that expect different KB URIs. GERBIL's side of the exchange
+The URI style is chosen per request path: `/dbpedia` or `/wikipedia` (any other path: the server's default), so
+one server can serve GERBIL experiments on datasets that expect different KB URIs. GERBIL's side of the exchange
 is `client.NifClient`; `main` serves a dataset's gold annotations (`gold_annotator`), to test a GERBIL setup.
 """
 
 from __future__ import annotations
 
 import argparse
-import queue
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 from relik_jax.evaluation.gerbil.datasets import load_gerbil_dataset
 from relik_jax.evaluation.gerbil.nif import NifDocument, NifError, NifMention, OffsetMap, parse_nif, write_nif
 from relik_jax.evaluation.gerbil.uris import DBPEDIA_RESOURCE, UriNormalizer, is_kb_uri, title_to_uri, uri_to_title
+from relik_jax.inference.validation import DocumentError, check_text
+from relik_jax.serve.worker import DocumentFailed, Overloaded, RequestTooLarge, Worker, WorkerClosed, plain_backend
 
 Annotator = Callable[[list[str]], list[list[tuple[int, int, str]]]]
 URI_STYLES = ("dbpedia", "wikipedia")
 TURTLE = "application/x-turtle;charset=UTF-8"
-_ACCEPTED_TYPES = ("application/x-turtle", "text/turtle", "application/turtle")
+ACCEPTED_TYPES = ("application/x-turtle", "text/turtle", "application/turtle")
 
 
 class AnnotatorError(RuntimeError):
-    """The annotator raised or returned something that is not per-text lists of (start, end, title)."""
+    """The annotator returned something that is not a list of (start, end, title) inside the text."""
 
 
-# ----------------------------------------------------------------------------------------------------
-# Batching
-# ----------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Job:
-    texts: list[str]
-    future: Future
-
-
-class AnnotationBatcher:
-    """One worker thread calls the annotator; jobs waiting in the queue when it is free are merged into one
-    call
-    (up to max_batch texts; after the first job it waits at most max_wait_s for more)."""
-
-    def __init__(self, annotator: Annotator, max_batch: int = 32, max_wait_s: float = 0.002):
-        if max_batch < 1:
-            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
-        self.annotator = annotator
-        self.max_batch = max_batch
-        self.max_wait_s = max_wait_s
-        self.calls = 0  # annotator calls made (batches)
-        self.texts = 0  # texts annotated
-        self._queue: queue.Queue[_Job | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="nif-annotator", daemon=True)
-        self._thread.start()
-
-    def submit(self, texts: list[str]) -> Future:
-        fut: Future = Future()
-        self._queue.put(_Job(list(texts), fut))
-        return fut
-
-    def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        pending: _Job | None = None
-        stop = False
-        while not stop:
-            job = pending if pending is not None else self._queue.get()
-            pending = None
-            if job is None:
-                return
-            jobs = [job]
-            n = len(job.texts)
-            while n < self.max_batch:
-                try:
-                    nxt = self._queue.get(timeout=self.max_wait_s)
-                except queue.Empty:
-                    break
-                if nxt is None:  # stop after this batch
-                    stop = True
-                    break
-                if n + len(nxt.texts) > self.max_batch:
-                    pending = nxt  # starts the next batch
-                    break
-                jobs.append(nxt)
-                n += len(nxt.texts)
-            self._annotate(jobs)
-
-    def _annotate(self, jobs: list[_Job]) -> None:
-        texts = [t for job in jobs for t in job.texts]
-        try:
-            results = self.annotator(texts)
-            _check_annotations(texts, results)
-        except Exception as err:  # one bad batch must not kill the worker: report it to every waiting request
-            failure = (
-                err if isinstance(err, AnnotatorError) else AnnotatorError(f"{type(err).__name__}: {err}")
-            )
-            for job in jobs:
-                job.future.set_exception(failure)
-            return
-        self.calls += 1
-        self.texts += len(texts)
-        start = 0
-        for job in jobs:
-            job.future.set_result(results[start : start + len(job.texts)])
-            start += len(job.texts)
-
-
-def _check_annotations(texts: list[str], results: object) -> None:
-    if not isinstance(results, (list, tuple)) or len(results) != len(texts):
-        got = len(results) if isinstance(results, (list, tuple)) else type(results).__name__
-        raise AnnotatorError(f"annotator must return one list per text ({len(texts)}), got {got}")
-    for i, (text, spans) in enumerate(zip(texts, results, strict=True)):
-        for span in spans:
-            if not (isinstance(span, (list, tuple)) and len(span) == 3):
-                raise AnnotatorError(f"text {i}: annotation {span!r} is not (start, end, title)")
-            start, end, title = span
-            if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(text)):
-                raise AnnotatorError(f"text {i}: span ({start!r}, {end!r}) outside [0, {len(text)}] or empty")
-            if not isinstance(title, str) or not title.strip():
-                raise AnnotatorError(f"text {i}: title {title!r} is not a non-empty string")
+def check_spans(text: str, spans: object) -> list[tuple[int, int, str]]:
+    """`spans` if they are (start, end, title) with 0 <= start < end <= len(text) and a title; else AnnotatorError."""
+    if not isinstance(spans, (list, tuple)):
+        raise AnnotatorError(f"annotator must return a list of (start, end, title) per text, "
+                             f"got {type(spans).__name__}")
+    for span in spans:
+        if not (isinstance(span, (list, tuple)) and len(span) == 3):
+            raise AnnotatorError(f"annotation {span!r} is not (start, end, title)")
+        start, end, title = span
+        if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(text)):
+            raise AnnotatorError(f"span ({start!r}, {end!r}) outside [0, {len(text)}] or empty")
+        if not isinstance(title, str) or not title.strip():
+            raise AnnotatorError(f"title {title!r} is not a non-empty string")
+    return list(spans)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -172,27 +92,32 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.verbose:
             super().log_message(format, *args)
 
-    def _reply(self, code: int, body: str, content_type: str = "text/plain; charset=utf-8") -> None:
+    def _reply(self, code: int, body: str, content_type: str = "text/plain; charset=utf-8",
+               headers: dict[str, str] | None = None) -> None:
         data = body.encode("utf-8")
         self.send_response(code)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
         self.end_headers()
         self.wfile.write(data)
 
-    def _error(self, code: int, reason: str) -> None:
+    def _error(self, code: int, reason: str, headers: dict[str, str] | None = None) -> None:
         self.server.count("errors_" + str(code))
-        self._reply(code, reason + "\n")
+        self._reply(code, reason + "\n", headers=headers)
 
     def do_GET(self) -> None:
+        if urlsplit(self.path).path.rstrip("/") == "/health":
+            stats = self.server.worker.stats()
+            return self._reply(200, "".join(f"{k} {v}\n" for k, v in {"status": "ok", **stats}.items()))
         self._reply(200, "relik-jax NIF annotator: POST a NIF Turtle document (application/x-turtle)\n")
 
-    def do_POST(self) -> None:
+    def _read_documents(self) -> list[NifDocument] | None:
+        """The request's documents, or None after answering the error."""
         srv = self.server
-        style = urlsplit(self.path).path.rstrip("/").rsplit("/", 1)[-1]
-        uri_style = style if style in URI_STYLES else srv.uri_style
         ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if ctype and ctype not in _ACCEPTED_TYPES:
+        if ctype and ctype not in ACCEPTED_TYPES:
             return self._error(415, f"Content-Type must be application/x-turtle (NIF Turtle), got {ctype!r}")
         length_header = self.headers.get("Content-Length")
         if length_header is None:
@@ -219,15 +144,43 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(400, f"malformed NIF: {err}")
         except Exception as err:  # anything rdflib lets through is still the request's fault, never a crash
             return self._error(400, f"malformed NIF: {type(err).__name__}: {err}")
-        docs = corpus.documents
-        if not docs:
+        if not corpus.documents:
             return self._error(400, "malformed NIF: no nif:Context with nif:isString in the request")
-        future = srv.batcher.submit([d.text for d in docs])
+        for doc in corpus.documents:
+            try:  # a `\uD800` escape parses into a lone surrogate, which no model (nor UTF-8) accepts
+                check_text(doc.text, what="nif:isString")
+            except DocumentError as err:
+                return self._error(400, f"context <{doc.uri}>: {err.reason}")
+        return corpus.documents
+
+    def do_POST(self) -> None:
+        srv = self.server
+        style = urlsplit(self.path).path.rstrip("/").rsplit("/", 1)[-1]
+        uri_style = style if style in URI_STYLES else srv.uri_style
+        docs = self._read_documents()
+        if docs is None:
+            return
+        try:
+            future = srv.worker.submit([d.text for d in docs])
+        except Overloaded as err:
+            return self._error(503, f"busy: {err}", {"Retry-After": str(err.retry_after_s)})
+        except RequestTooLarge as err:
+            return self._error(413, str(err))
+        except WorkerClosed as err:
+            return self._error(503, str(err))
         try:
             results = future.result(timeout=srv.annotate_timeout_s)
+            results = [check_spans(d.text, r) for d, r in zip(docs, results, strict=True)]
         except FutureTimeout:
-            return self._error(503, f"annotator did not answer within {srv.annotate_timeout_s} s")
-        except AnnotatorError as err:
+            future.cancel()
+            return self._error(503, f"annotator did not answer within {srv.annotate_timeout_s} s",
+                               {"Retry-After": "30"})
+        except DocumentFailed as err:
+            uri = docs[err.index].uri
+            if err.client_error:
+                return self._error(400, f"context <{uri}>: {err.reason}")
+            return self._error(500, f"annotator failed on context <{uri}>: {err.reason}")
+        except (AnnotatorError, WorkerClosed) as err:
             return self._error(500, f"annotator failed: {err}")
         answer = write_nif(annotate_documents(docs, results, uri_style))
         srv.count("answered")
@@ -239,10 +192,10 @@ class NifHTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 256  # 50+ clients connecting at once must not overflow the listen backlog
 
-    def __init__(self, address, batcher: AnnotationBatcher, uri_style: str, max_body_bytes: int,
+    def __init__(self, address, worker: Worker, uri_style: str, max_body_bytes: int,
                  annotate_timeout_s: float, verbose: bool):  # fmt: skip
         super().__init__(address, _Handler)
-        self.batcher = batcher
+        self.worker = worker
         self.uri_style = uri_style
         self.max_body_bytes = max_body_bytes
         self.annotate_timeout_s = annotate_timeout_s
@@ -256,11 +209,12 @@ class NifHTTPServer(ThreadingHTTPServer):
 
 
 class NifServer:
-    """A running service: `url`, `counts` (answered / errors_<code>), `batcher` stats, `shutdown()`."""
+    """A running service: `url`, `counts` (answered / errors_<code>), `batcher` (the worker) stats, `shutdown()`."""
 
-    def __init__(self, httpd: NifHTTPServer, thread: threading.Thread | None):
+    def __init__(self, httpd: NifHTTPServer, thread: threading.Thread | None, owns_worker: bool = True):
         self.httpd = httpd
         self.thread = thread
+        self.owns_worker = owns_worker
         host, port = httpd.server_address[:2]
         self.url = f"http://{host}:{port}"
 
@@ -269,20 +223,24 @@ class NifServer:
         return dict(self.httpd.counts)
 
     @property
-    def batcher(self) -> AnnotationBatcher:
-        return self.httpd.batcher
+    def batcher(self) -> Worker:
+        return self.httpd.worker
+
+    def _close_worker(self) -> None:
+        if self.owns_worker:
+            self.httpd.worker.close()
 
     def serve_forever(self) -> None:
         try:
             self.httpd.serve_forever()
         finally:
             self.httpd.server_close()
-            self.httpd.batcher.close()
+            self._close_worker()
 
     def shutdown(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
-        self.httpd.batcher.close()
+        self._close_worker()
         if self.thread is not None:
             self.thread.join(timeout=10)
 
@@ -294,7 +252,7 @@ class NifServer:
 
 
 def serve_nif(
-    annotator: Annotator,
+    annotator: Annotator | None = None,
     host: str = "127.0.0.1",
     port: int = 1235,
     uri_style: str = "dbpedia",
@@ -304,18 +262,24 @@ def serve_nif(
     annotate_timeout_s: float = 300.0,
     block: bool = True,
     verbose: bool = False,
+    worker: Worker | None = None,
 ) -> NifServer:
-    """Serve `annotator` as a GERBIL NIF web service on host:port (port 0: any free port).
+    """Serve `annotator` (or a running `worker`, e.g. one shared with the JSON API) as a GERBIL NIF web service on
+    host:port (port 0: any free port).
 
     block=True serves until interrupted; block=False starts a background thread and returns the NifServer
-    (call .shutdown()).
+    (call .shutdown(); a worker passed in is left running).
     """
     if uri_style not in URI_STYLES:
         raise ValueError(f"uri_style must be one of {URI_STYLES}, got {uri_style!r}")
-    batcher = AnnotationBatcher(annotator, max_batch=max_batch, max_wait_s=max_wait_ms / 1000)
-    httpd = NifHTTPServer((host, port), batcher, uri_style, max_body_bytes, annotate_timeout_s, verbose)
+    if (annotator is None) == (worker is None):
+        raise ValueError("serve_nif needs an annotator or a worker (one of them)")
+    owns = worker is None
+    if worker is None:
+        worker = Worker(plain_backend(annotator), max_batch=max_batch, max_wait_s=max_wait_ms / 1000)
+    httpd = NifHTTPServer((host, port), worker, uri_style, max_body_bytes, annotate_timeout_s, verbose)
     if block:
-        server = NifServer(httpd, None)
+        server = NifServer(httpd, None, owns)
         print(f"NIF service on {server.url}/ (paths /dbpedia, /wikipedia choose the URI style)", flush=True)
         try:
             server.serve_forever()
@@ -324,7 +288,7 @@ def serve_nif(
         return server
     thread = threading.Thread(target=httpd.serve_forever, name="nif-http", daemon=True)
     thread.start()
-    return NifServer(httpd, thread)
+    return NifServer(httpd, thread, owns)
 
 
 # ----------------------------------------------------------------------------------------------------
