@@ -209,6 +209,21 @@ def isolates_documents(stream: Callable[..., Iterator[RelikOutput]]) -> Callable
     return wrapper
 
 
+class _TaskView(Sequence):
+    """One task's per-document candidates, read through from the growing list of fed documents' candidate dicts."""
+
+    def __init__(self, cands: list[dict[str, Any]], task: str) -> None:
+        self.cands, self.task = cands, task
+
+    def __len__(self) -> int:
+        return len(self.cands)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [c[self.task] for c in self.cands[index]]
+        return self.cands[index][self.task]
+
+
 class _IsolatedStream:
     """Feeds the pipeline's stream valid documents only and maps its outputs back to input positions; when the
     pipeline raises, re-runs the documents it was holding (`isolate`) and goes on with a fresh stream."""
@@ -238,10 +253,12 @@ class _IsolatedStream:
         return one(self.candidates)
 
     def _per_document(self, cands: list[Any]) -> Any:
+        """The candidates of the fed documents, one list per document. `cands` grows while the pipeline reads
+        `_feed`, so the per-task views read it lazily (a copy made now would be empty)."""
         if self.candidates is None:
             return None
         if isinstance(self.candidates, dict):
-            return {task: [c[task] for c in cands] for task in self.candidates}
+            return {task: _TaskView(cands, task) for task in self.candidates}
         return cands
 
     def _feed(self, fed: list[Any]) -> Iterator[Any]:

@@ -110,6 +110,19 @@ def test_stream_record_and_skip_go_on(relik):
     assert [spans(o) for o in skipped] == [spans(o) for o in alone]
 
 
+def test_per_task_per_document_candidates_reach_their_documents(relik):
+    # {"span": [one list per document]}: each document is read with its own list, exactly as when annotated alone
+    # (a regression: the per-task lists were copied before the lazily fed documents arrived, so all were empty)
+    docs = ["Japan beat Syria .", "Syria beat Japan in Honolulu ."]
+    cands = [["Japan", "Syria"], ["Honolulu", "Hawaii"]]
+    together = relik.stream(docs, candidates={"span": cands})
+    alone = [relik(d, candidates={"span": [c]}) for d, c in zip(docs, cands, strict=True)]
+    flat = [relik(d, candidates=c) for d, c in zip(docs, cands, strict=True)]
+    for out, one, two, allowed in zip(together, alone, flat, cands, strict=True):
+        assert spans(out) == spans(one) == spans(two)
+        assert all(c == allowed for c in out.candidates.span) and {s.label for s in out.spans} <= {*allowed, "--NME--"}
+
+
 def test_a_failing_iterator_still_yields_what_was_read(relik):
     def source():
         yield DOCS[0]
