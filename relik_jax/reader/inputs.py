@@ -103,17 +103,8 @@ def as_cache(tokenizer: Tokenizer | SubwordCache, symbol: str) -> SubwordCache:
 def candidate_ids(cache: SubwordCache, symbols: Sequence[str], candidates: Sequence[str]) -> list[np.ndarray]:
     """Ids of each candidate string `"<symbol> <candidate>"` (zip truncates, as the reference's): the symbol's id
     then the candidate's cached ids; the NME candidate is written bare (no symbol) and is its own token."""
-    pairs = list(zip(symbols, candidates, strict=False))
-    tails = cache.candidates([c for _, c in pairs if c != NME])
-    sym_ids = cache.symbol_ids(s for s, _ in pairs)
-    out, k = [], 0
-    for (_, c), sym in zip(pairs, sym_ids, strict=True):
-        if c == NME:
-            out.append(cache.nme_ids)
-        else:
-            out.append(np.concatenate([[sym], tails[k]]).astype(np.int32))
-            k += 1
-    return out
+    ids, ends = cache.block(symbols, candidates)
+    return np.split(ids, ends[:-1]) if len(ends) else []
 
 
 def text_tokens(window: Window, cache: SubwordCache) -> TextTokens:
@@ -192,14 +183,13 @@ def span_rows(window: Window, window_index: int, tokenizer: Tokenizer | SubwordC
         if cfg.use_nme:
             predictable.insert(0, NME)
         symbols = list(cfg.special_symbols[offset:][: len(predictable)])
-        encs = candidate_ids(cache, symbols, predictable)
-        if cfg.max_subwords_per_candidate > 0:
-            encs = [e[: cfg.max_subwords_per_candidate] for e in encs]
-        lengths = np.cumsum([len(e) for e in encs])
-        if (lengths[-1] if len(encs) else 0) + n_text + SLACK > max_len:
+        block, ends = cache.block(symbols, predictable, cfg.max_subwords_per_candidate)
+        n_cand = int(ends[-1]) if len(ends) else 0
+        if n_cand + n_text + SLACK > max_len:
             # the reference keeps candidates while the running total stays below the budget
-            i = int(np.searchsorted(lengths, max_len - SLACK - n_text, side="left"))
-            encs, symbols, predictable = encs[:i], symbols[:i], predictable[:i]
+            i = int(np.searchsorted(ends, max_len - SLACK - n_text, side="left"))
+            predictable = predictable[:i]
+            n_cand = int(ends[i - 1]) if i else 0
         kept = set(predictable)
         remaining = [c for c in original if c not in kept]
         if len(remaining) == len(original) or (cfg.use_nme and not predictable):
@@ -207,7 +197,7 @@ def span_rows(window: Window, window_index: int, tokenizer: Tokenizer | SubwordC
                 f"window {window.doc_id}/{window.window_id}: its text has {n_text} sub-tokens, which leaves no room "
                 f"for a single candidate within model_max_length={max_len} (the reference would loop forever or "
                 "crash here); use smaller windows")
-        input_ids = np.concatenate([head, *encs, [info.sep_id]]).astype(np.int32)
+        input_ids = np.concatenate([head, block[:n_cand], [info.sep_id]]).astype(np.int32)
         n = len(input_ids)
         token_type_ids = np.zeros(n, np.int32)
         token_type_ids[n_text + 2:] = 1
@@ -270,16 +260,20 @@ def triplet_row(window: Window, window_index: int, tokenizer: Tokenizer | Subwor
     rel_syms = list(cfg.relation_symbols[: len(trip)])
     cache = as_cache(tokenizer, cfg.relation_symbols[0])
     sep = np.asarray([info.sep_id], np.int32)  # the "[SEP]" string is the [SEP] token
-    cands = candidate_ids(cache, rel_syms, trip)
+    # the candidates as cached blocks: [types, [SEP],] relations (split per candidate only when trimming)
+    blocks = [cache.block(rel_syms, trip)]
     n_span = 0
     if typed:
         type_syms = list(cfg.type_symbols[: len(span_cands)])
         n_span = len(span_cands)
-        cands = [*candidate_ids(cache, type_syms, span_cands), sep, *cands]
+        blocks = [cache.block(type_syms, span_cands), (sep, np.ones(1, np.int64)), *blocks]
+    cands = [ids for ids, _ in blocks]
+    n_cand = sum(len(ids) for ids in cands)
     text = text_tokens(window, cache)
-    n_all = len(text) + 2 + sum(len(c) for c in cands)  # words + [SEP] + candidates + [SEP]
+    n_all = len(text) + 2 + n_cand  # words + [SEP] + candidates + [SEP]
     max_len = min(cfg.model_max_length, info.model_max_length)
-    if sum(map(len, cands)) + len(text) + SLACK > max_len:
+    if n_cand + len(text) + SLACK > max_len:
+        cands = [c for ids, ends in blocks for c in (np.split(ids, ends[:-1]) if len(ends) else [])]
         acceptable = max_len - SLACK - len(text)
 
         def pair_len(i: int) -> int:

@@ -11,6 +11,11 @@ strings again and again. `SubwordCache` keeps, per distinct string:
   depend on which symbol it is: `encode(f"[E-7] {text}").ids == [id("[E-7]"), *cache.candidate(text)]`
   (`check_candidates` verifies this on the tokenizer at hand; tests run it on WordPiece and SentencePiece).
 
+- a candidate block: the ids of a whole candidate list `"<s_1> <c_1> <s_2> <c_2> ..."` concatenated, with the
+  cumulative end of each candidate. A document's windows (and both patches of a window whose candidates overflow)
+  read the same list, so a row is its text plus a slice of a cached block: one concatenation, not one per
+  candidate.
+
 The cache is bounded (entries beyond `max_entries` are computed but not kept) and never changes results.
 """
 
@@ -42,6 +47,8 @@ class SubwordCache:
         self.word_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.candidate_cache: dict[str, np.ndarray] = {}
         self.symbol_cache: dict[str, int] = {}
+        self.block_cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        self.max_blocks = 4096  # blocks are large (K candidates each): a few thousand distinct lists at most
         self.times = times if times is not None else StageTimes()  # "tokenize": lookups and tokenizer calls
 
     @functools.cached_property
@@ -94,6 +101,29 @@ class SubwordCache:
             out = [cache[t] for t in texts]
         self.times.add("tokenize", start)
         return out
+
+    def block(self, symbols: Sequence[str], candidates: Sequence[str], max_subwords: int = 0
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """(ids [n] int32, ends [k] int64) of `"<symbol> <candidate>"` for each (symbol, candidate) pair (zip
+        truncates, as the reference's), concatenated; the NME candidate is written bare (its own token);
+        `max_subwords` > 0 truncates each candidate's ids (symbol included); `ends[j]` is where candidate j ends."""
+        key = (tuple(symbols), tuple(candidates), max_subwords)
+        hit = self.block_cache.get(key)
+        if hit is not None:
+            return hit
+        pairs = list(zip(symbols, candidates, strict=False))
+        tails = iter(self.candidates([c for _, c in pairs if c != NME]))
+        sym_ids = self.symbol_ids(s for s, _ in pairs)
+        parts = [self.nme_ids if c == NME else np.concatenate([[sym], next(tails)]).astype(np.int32)
+                 for (_, c), sym in zip(pairs, sym_ids, strict=True)]
+        if max_subwords > 0:
+            parts = [p[:max_subwords] for p in parts]
+        ids = np.concatenate(parts).astype(np.int32) if parts else np.zeros(0, np.int32)
+        ends = np.cumsum([len(p) for p in parts], dtype=np.int64)
+        ids.flags.writeable = ends.flags.writeable = False  # shared by every row that reads the list
+        if len(self.block_cache) < self.max_blocks:
+            self.block_cache[key] = (ids, ends)
+        return ids, ends
 
     def check_candidates(self, texts: Sequence[str], symbols: Sequence[str]) -> None:
         """Raise if `[symbol] + candidates(text)` differs from encoding `"symbol text"` directly."""
