@@ -140,23 +140,24 @@ def decode_triplet_row(row: TripletRow, mentions: Sequence[tuple[int, int]], typ
             continue
         label = row.span_candidates[t] if (row.span_candidates and t is not None) else NME
         entities.append((w[0], w[1] + 1, label))
-    word_triplets = []
-    for i, j, r in cells:
-        if i >= len(entities) or j >= len(entities):
-            continue  # the reference would raise IndexError after skipping entities; never seen in practice
-        word_triplets.append({"subject": entities[i], "relation": row.triplet_candidates[r], "object": entities[j],
-                              "probability": float(probs[i, j, r].round(2))})
+    # cells whose subject or object was dropped by the snapping filter: the reference would raise IndexError after
+    # skipping entities; never seen in practice
+    cells = cells[(cells[:, 0] < len(entities)) & (cells[:, 1] < len(entities))] if len(cells) else cells
+    subj, obj, rel = (cells[:, k].tolist() for k in range(3))
+    probabilities = probs[cells[:, 0], cells[:, 1], cells[:, 2]].round(2).tolist()  # float32 rounding, as the ref
+    relations = row.triplet_candidates
+    word_triplets = [{"subject": entities[i], "relation": relations[r], "object": entities[j], "probability": p}
+                     for i, j, r, p in zip(subj, obj, rel, probabilities, strict=True)]
     w2ts, w2te = text.word2token_start(), text.word2token_end()
 
     def to_char(span: Span) -> Span:
         return (text.char_starts[w2ts[span[0]]], text.char_ends[w2te[span[1] - 1]], span[2])
 
     char_entities = [to_char(x) for x in entities]
-    char_triplets = [dict(t, subject=to_char(t["subject"]), object=to_char(t["object"])) for t in word_triplets]
     spans = sorted(set(char_entities), key=lambda x: x[0])
-    triplets = []
-    for t in char_triplets:
-        si = next(k for k, p in enumerate(spans) if p[:2] == t["subject"][:2])
-        oi = next(k for k, p in enumerate(spans) if p[:2] == t["object"][:2])
-        triplets.append((si, t["relation"], oi, t["probability"]))
+    first: dict[tuple[int, int], int] = {}  # (start, end) -> its first index in `spans`
+    for k, p in enumerate(spans):
+        first.setdefault(p[:2], k)
+    index = [first[c[:2]] for c in char_entities]  # entity k -> its span's index
+    triplets = [(index[i], relations[r], index[j], p) for i, j, r, p in zip(subj, obj, rel, probabilities, strict=True)]
     return TripletPrediction(entities, word_triplets, spans, triplets)

@@ -183,21 +183,33 @@ class Reader:
                 results[k] = out
         return results
 
-    def _pad(self, rows: Sequence[Any], length: int, n_rows: int, name: str, fill: Any, dtype: Any) -> np.ndarray:
-        out = np.full((n_rows, length), fill, dtype=dtype)
-        for b, r in enumerate(rows):
-            v = getattr(r, name)
-            out[b, : len(v)] = v
+    @staticmethod
+    def _layout(rows: Sequence[Any], length: int, n_rows: int) -> np.ndarray:
+        """[n_rows, length] bool: True where a row has a token (rows left-aligned, padding rows all False)."""
+        lens = np.fromiter((len(r) for r in rows), np.int64, len(rows))
+        full = np.zeros((n_rows, length), bool)
+        full[: len(rows)] = np.arange(length) < lens[:, None]
+        return full
+
+    @staticmethod
+    def _pad(rows: Sequence[Any], layout: np.ndarray, name: str, fill: Any, dtype: Any) -> np.ndarray:
+        """Field `name` of every row, padded into one [n_rows, length] array (a single scatter, no per-row loop)."""
+        out = np.full(layout.shape, fill, dtype=dtype)
+        out[layout] = np.concatenate([getattr(r, name) for r in rows])
         return out
 
     @staticmethod
-    def _positions(masks: Sequence[np.ndarray], n_rows: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-        pos = np.zeros((n_rows, width), np.int32)
-        valid = np.zeros((n_rows, width), bool)
-        for b, m in enumerate(masks):
-            idx = np.flatnonzero(m)
-            pos[b, : len(idx)] = idx
-            valid[b, : len(idx)] = True
+    def _positions(masks: Sequence[np.ndarray], layout: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """Positions of each row's True entries, left-aligned in [n_rows, width] (+ validity)."""
+        m = np.zeros(layout.shape, bool)
+        m[layout] = np.concatenate(masks)
+        row, col = np.nonzero(m)  # row-major: each row's positions in order
+        counts = m.sum(1)
+        rank = np.arange(len(row)) - np.repeat(np.cumsum(counts) - counts, counts)
+        pos = np.zeros((layout.shape[0], width), np.int32)
+        valid = np.zeros((layout.shape[0], width), bool)
+        pos[row, rank] = col
+        valid[row, rank] = True
         return pos, valid
 
     def _batch_task(self, rows: Sequence[Any], length: int, n_rows: int
@@ -207,12 +219,11 @@ class Reader:
         bk = self.buckets
         if max(len(r) for r in rows) > length:
             raise AssertionError("row longer than its bucket")
-        ids = self._pad(rows, length, n_rows, "input_ids", self.info.pad_id, np.int32)
-        attn = np.zeros((n_rows, length), np.int32)
-        for b, r in enumerate(rows):
-            attn[b, : len(r)] = 1
-        tt = self._pad(rows, length, n_rows, "token_type_ids", 0, np.int32)
-        pm = self._pad(rows, length, n_rows, "prediction_mask", True, bool)
+        layout = self._layout(rows, length, n_rows)
+        ids = self._pad(rows, layout, "input_ids", self.info.pad_id, np.int32)
+        attn = layout.astype(np.int32)
+        tt = self._pad(rows, layout, "token_type_ids", 0, np.int32)
+        pm = self._pad(rows, layout, "prediction_mask", True, bool)
         self.shapes.add("encode", (n_rows, length))
         a = self._encode(ids, attn, tt, pm)
         text_len = bk.text_len(max(len(r.text) for r in rows) + 1, length)
@@ -221,7 +232,7 @@ class Reader:
         triplet = not self.cfg.is_span
         if self.cfg.is_span and not self.cfg.binary_end_logits:
             c_sym = bk.count(max(int(r.special_symbols_mask.sum()) for r in rows))
-            sym_pos, sym_valid = self._positions([r.special_symbols_mask for r in rows], n_rows, c_sym)
+            sym_pos, sym_valid = self._positions([r.special_symbols_mask for r in rows], layout, c_sym)
             self.shapes.add("ends+heads", (n_rows, length, n_starts, text_len, c_sym))
             out = self._ends_link(a["features"], a["start_pred"], pm, sym_pos, sym_valid, n_starts, text_len)
             host = yield {**{k: v for k, v in a.items() if k != "features"}, **out}
@@ -237,14 +248,14 @@ class Reader:
             n_ment = self.max_mentions
         if self.cfg.is_span:
             c_sym = bk.count(max(int(r.special_symbols_mask.sum()) for r in rows))
-            sym_pos, sym_valid = self._positions([r.special_symbols_mask for r in rows], n_rows, c_sym)
+            sym_pos, sym_valid = self._positions([r.special_symbols_mask for r in rows], layout, c_sym)
             self.shapes.add("heads", (n_rows, length, n_starts, text_len, n_ment, c_sym))
             c_out = self._heads(a["features"], b_out["starts"], b_out["end_pred"], sym_pos, sym_valid, n_ment)
         else:
             n_t = bk.count(max(int(r.entity_symbols_mask.sum()) for r in rows))
             n_r = bk.count(max(int(r.relation_symbols_mask.sum()) for r in rows))
-            tp, tv = self._positions([r.entity_symbols_mask for r in rows], n_rows, n_t)
-            rp, rv = self._positions([r.relation_symbols_mask for r in rows], n_rows, n_r)
+            tp, tv = self._positions([r.entity_symbols_mask for r in rows], layout, n_t)
+            rp, rv = self._positions([r.relation_symbols_mask for r in rows], layout, n_r)
             flat = flat_pairs(np.minimum(counts, n_ment), self.pair_chunk)
             self.shapes.add("heads", (n_rows, length, n_starts, text_len, n_ment, len(flat.row), len(flat.subj),
                                       n_t, n_r))
