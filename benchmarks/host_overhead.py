@@ -23,6 +23,7 @@ H100 / RTX 4090 could sustain at their bf16 peak on ReLiK-S/B/L rows of the work
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -61,21 +62,25 @@ TRIPLETS_PER_WINDOW = 1.2  # NYT test: 1.2 gold triplets per sentence
 TARGETS = {"aida": 4000, "nyt": 10000}  # the engine issue's host-bound ceilings (windows/s on this machine)
 
 
-def tiny_reader(task: str, seed: int = 0) -> Reader:
-    """1 layer, hidden 32 DeBERTa-style reader on the MiniLM WordPiece tokenizer with the symbols added."""
+def tiny_reader(task: str, seed: int = 0, backbone: DebertaV2Config | None = None, linears: int = 32) -> Reader:
+    """1 layer, hidden 32 DeBERTa-style reader on the MiniLM WordPiece tokenizer with the symbols added (`backbone`:
+    another shape, its vocabulary replaced by the tokenizer's; `linears`: the heads' hidden size)."""
     tok = load_tokenizer(resolve_encoder("all-MiniLM-L6-v2"))
     if task == "el":
-        cfg = ReaderConfig(architecture=SPAN_ARCH, additional_special_symbols=101, linears_hidden_size=32)
+        cfg = ReaderConfig(architecture=SPAN_ARCH, additional_special_symbols=101, linears_hidden_size=linears)
         symbols = span_symbols(100)
     else:
         cie = task == "cie"
         cfg = ReaderConfig(architecture=TRIPLET_ARCH, additional_special_symbols=24 if not cie else 20,
-                           additional_special_symbols_types=26 if cie else 0, linears_hidden_size=32,
+                           additional_special_symbols_types=26 if cie else 0, linears_hidden_size=linears,
                            entity_type_loss=cie, add_entity_embedding=cie)
         symbols = relation_symbols(cfg.additional_special_symbols) + (span_symbols(25) if cie else [])
     tok.add_special_tokens([AddedToken(s, normalized=False, special=True) for s in symbols])
-    backbone = DebertaV2Config(vocab_size=tok.get_vocab_size(), hidden_size=32, num_hidden_layers=1,
-                               num_attention_heads=2, intermediate_size=64)
+    if backbone is None:
+        backbone = DebertaV2Config(vocab_size=tok.get_vocab_size(), hidden_size=32, num_hidden_layers=1,
+                                   num_attention_heads=2, intermediate_size=64)
+    else:
+        backbone = dataclasses.replace(backbone, vocab_size=tok.get_vocab_size())
     model = build_reader(cfg, backbone, rngs=nnx.Rngs(seed))
     model.eval()
     return Reader(cfg, model, tok, {"model_max_length": 1024}, use_nme=True)
