@@ -64,6 +64,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.seq_lens = (64, 128, 256, 512, 768, 1024)
     # loop
     c.seed = 0
+    c.prefetch = 2  # training batches prepared ahead in a background thread (0: none)
     c.log_every = 50
     c.eval_every = 1000
     c.checkpoint_every = 1000

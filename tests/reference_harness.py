@@ -23,6 +23,7 @@ REFERENCE_SCRIPTS = Path(__file__).resolve().parent / "reference"
 BUILD_ENV = REFERENCE_SCRIPTS / "build_env.sh"
 MAKE_FIXTURES = REFERENCE_SCRIPTS / "make_fixtures.py"
 MAKE_PIPELINE_FOLDERS = REFERENCE_SCRIPTS / "make_pipeline_folders.py"
+MAKE_PATCH_FIXTURES = REFERENCE_SCRIPTS / "make_patch_fixtures.py"
 COMPLETE_MARKER = "COMPLETE"
 
 # Generous: building the venv takes ~1 min and the fixtures ~2 min on an idle 2-core machine.
@@ -134,6 +135,17 @@ def reference_pipeline_folders() -> Path:
                        "writing the reference pipeline folders")
 
 
+def reference_patch_fixtures() -> Path:
+    """The span reader's outputs on windows whose candidates fill several rows, from readers whose tokenizer says
+    a shorter model_max_length than the rows (tests/reference/make_patch_fixtures.py; cached like the pipeline
+    folders, keyed by that script and the fixtures' key)."""
+    fixtures = reference_fixtures()
+    key = hashlib.sha256(MAKE_PATCH_FIXTURES.read_bytes() + fixtures.name.encode()).hexdigest()[:16]
+    return _build_once(CACHE / "reference-patches", key, MAKE_PATCH_FIXTURES, [str(fixtures), "--data",
+                       str(data_path())], "running the span reader on multi-patch windows")
+
+
 if __name__ == "__main__":
     print(reference_fixtures())
     print(reference_pipeline_folders())
+    print(reference_patch_fixtures())

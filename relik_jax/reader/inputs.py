@@ -81,7 +81,11 @@ class TokenizerInfo:
     pad_id: int
     vocab_size: int  # HF `tokenizer.vocab_size`: without added tokens
     full_size: int  # HF `len(tokenizer)`: with added tokens
-    model_max_length: int  # tokenizer_config.json's value (huge when unset)
+    # tokenizer_config.json's value (huge when unset). Rows do NOT use it: 1.0.7's datasets take
+    # min(model_max_length, tokenizer.model_max_length) when built, but the readers' `read(max_length=1000)` then
+    # sets the dataset's `model_max_length = max_length` (span.py / triplet.py `_read`), so the reference's rows
+    # reach ~1000 tokens even when the tokenizer says 512. The budget is `SpanInputConfig` / `TripletInputConfig`.
+    model_max_length: int
 
     @classmethod
     def from_tokenizer(cls, tokenizer: Tokenizer, folder: str | Path | None = None) -> TokenizerInfo:
@@ -171,7 +175,7 @@ def span_rows(window: Window, window_index: int, tokenizer: Tokenizer | SubwordC
     cache = as_cache(tokenizer, cfg.special_symbols[1])  # [E-0]
     text = text_tokens(window, cache)
     n_text = len(text)
-    max_len = min(cfg.model_max_length, info.model_max_length)
+    max_len = cfg.model_max_length  # read()'s max_length, not the tokenizer's (see TokenizerInfo)
     threshold = info.full_size - len(cfg.special_symbols)
     head = np.concatenate([[info.cls_id], text.ids, [info.sep_id]]).astype(np.int32)
     rows: list[SpanRow] = []
@@ -271,7 +275,7 @@ def triplet_row(window: Window, window_index: int, tokenizer: Tokenizer | Subwor
     n_cand = sum(len(ids) for ids in cands)
     text = text_tokens(window, cache)
     n_all = len(text) + 2 + n_cand  # words + [SEP] + candidates + [SEP]
-    max_len = min(cfg.model_max_length, info.model_max_length)
+    max_len = cfg.model_max_length  # read()'s max_length, not the tokenizer's (see TokenizerInfo)
     if n_cand + len(text) + SLACK > max_len:
         cands = [c for ids, ends in blocks for c in (np.split(ids, ends[:-1]) if len(ends) else [])]
         acceptable = max_len - SLACK - len(text)

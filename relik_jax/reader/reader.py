@@ -62,11 +62,22 @@ class TripletWindowPrediction:
     word_triplets: list[dict[str, Any]]
 
 
+def position_limit(backbone_config: Any) -> int | None:
+    """The longest row a backbone with absolute position embeddings can read (BERT, DeBERTa with
+    `position_biased_input`); None for relative positions only (DeBERTa-v2/v3), which read any length."""
+    if getattr(backbone_config, "position_biased_input", True):
+        return int(backbone_config.max_position_embeddings)
+    return None
+
+
 class Reader:
     """Windows -> predictions with a converted reader.
 
-    `tokenizer_config` carries the tokenizer's `model_max_length` (the reference uses min(1000, it));
-    `model_max_length` is `read(max_length=1000)` of the reference; `use_nme` defaults to the config's value, else
+    `tokenizer_config` carries the tokenizer's `model_max_length` (kept in `info`; rows do not use it: the
+    reference's `read()` overwrites its dataset's min(1000, it) with `max_length`);
+    `model_max_length` is `read(max_length=1000)` of the reference: the row budget that splits candidates into
+    patches, capped at the backbone's absolute position embeddings where it has them (BERT; the reference crashes
+    past them); `use_nme` defaults to the config's value, else
     True for the span reader and False for the triplet reader (hub cIE configs set True);
     `relation_threshold` defaults to `config.threshold` (strict `>`); `top_k` is the length of the EL per-span
     probability lists; `max_triplets` / `max_spans` cap the RE / cIE candidates (reference 50 / 100);
@@ -97,6 +108,8 @@ class Reader:
         self.top_k = top_k
         self.threshold = cfg.threshold if relation_threshold is None else relation_threshold
         use_nme = cfg.use_nme if use_nme is None else use_nme
+        limit = position_limit(model.transformer_model.config)
+        model_max_length = model_max_length if limit is None else min(model_max_length, limit)
         if cfg.is_span:
             self.inputs: SpanInputConfig | TripletInputConfig = SpanInputConfig(
                 tuple(span_symbols(cfg.additional_special_symbols)), use_nme=True if use_nme is None else use_nme,

@@ -33,6 +33,7 @@ from tokenizers import Tokenizer
 
 from relik_jax.labels import NME
 from relik_jax.reader.inputs import SpanInputConfig, TokenizerInfo, TripletInputConfig, span_rows, triplet_row
+from relik_jax.reader.tokens import SubwordCache
 from relik_jax.text.windows import Label, Window
 
 
@@ -73,7 +74,7 @@ def _snap(char: int, table: dict[int, int], step: int, lo: int, hi: int) -> int 
     return table[char]
 
 
-def span_examples(window: Window, tokenizer: Tokenizer, info: TokenizerInfo, cfg: SpanInputConfig,
+def span_examples(window: Window, tokenizer: Tokenizer | SubwordCache, info: TokenizerInfo, cfg: SpanInputConfig,
                   labels: Sequence[Label] | None = None) -> list[Example]:
     """EL examples of a window (one per candidate patch, as `span_rows`); `labels` replace the window's (char)
     labels (augmentation)."""
@@ -118,7 +119,7 @@ def _word_tokens(window: Window, char_starts: Sequence[int]) -> dict[int, list[i
     return out
 
 
-def triplet_example(window: Window, tokenizer: Tokenizer, info: TokenizerInfo,
+def triplet_example(window: Window, tokenizer: Tokenizer | SubwordCache, info: TokenizerInfo,
                     cfg: TripletInputConfig) -> Example | None:
     """RE / cIE example of a window (None when the row is skipped, as the reference): its word labels."""
     row = triplet_row(window, 0, tokenizer, info, cfg)

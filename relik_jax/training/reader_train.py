@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from tokenizers import Tokenizer
 
 from relik_jax.data.jsonl import write_jsonl
 from relik_jax.engine.buckets import Buckets, ShapeLog
+from relik_jax.engine.executor import prefetch
 from relik_jax.evaluation.reader_eval import (
     THRESHOLDS,
     eval_reader,
@@ -33,6 +34,7 @@ from relik_jax.evaluation.reader_eval import (
 from relik_jax.reader.convert import load_reader, save_reader
 from relik_jax.reader.inputs import TokenizerInfo
 from relik_jax.reader.losses import loss_fn
+from relik_jax.reader.model import ReaderConfig
 from relik_jax.reader.reader import Reader
 from relik_jax.training.reader_batching import batch_shape, train_batches
 from relik_jax.training.reader_data import SPLITS, Splits, load_splits
@@ -49,23 +51,17 @@ def train_reader(config: ml_collections.ConfigDict, workdir: str | Path) -> dict
     log = print if config.get("verbose", True) else (lambda *a, **k: None)
     t_start = time.perf_counter()
 
-    cfg, model, tokenizer, tok_cfg = build_training_reader(config)
-    info = dataclasses.replace(TokenizerInfo.from_tokenizer(tokenizer), model_max_length=config.max_length)
-    splits = limit_splits(load_splits(config), config)
+    setup = training_setup(config, workdir)
+    cfg, trainer, tokenizer, tok_cfg, splits, stream = (setup.cfg, setup.trainer, setup.tokenizer, setup.tok_cfg,
+                                                         setup.splits, setup.stream)
     log("data: " + ", ".join(f"{k} {len(v)} windows" for k, v in splits.items()))
-    buckets = Buckets(seq_lens=tuple(config.seq_lens), token_budget=config.token_batch_size, max_rows=config.max_rows)
-
-    trainer = Trainer(model, reader_optimizer(config, model), loss_fn)
-    resumed = trainer.restore_latest(workdir)
+    resumed = setup.resumed
     metrics_log = MetricsLog(workdir / "metrics.jsonl")
     state_path = workdir / "best_state.json"
     best = json.loads(state_path.read_text()) if resumed and state_path.is_file() else {"step": -1, "value": -1.0}
     if resumed:
         log(f"resumed from step {trainer.step}")
     reader = eval_reader(cfg, trainer.model(), tokenizer, config)
-    stream = train_batches(splits["train"], cfg, config, tokenizer, info, buckets)
-    for _ in range(trainer.step):  # replay the data stream to the resumed position (host work only)
-        next(stream)
 
     shapes = ShapeLog()
     timing = {"eval": 0.0, "first_step": 0.0, "host": 0.0}
@@ -123,6 +119,37 @@ def train_reader(config: ml_collections.ConfigDict, workdir: str | Path) -> dict
     if test:
         log(f"test: {config.select_metric} {test[config.select_metric]:.4f}; results in {workdir / 'results.json'}")
     return results
+
+
+@dataclasses.dataclass
+class TrainingSetup:
+    """What a reader training run steps through: the model's config, its `Trainer` (restored from the workdir's
+    latest checkpoint when there is one), tokenizer, splits and the endless stream of training batches (prepared
+    `config.prefetch` batches ahead in a background thread, at the trainer's step)."""
+
+    cfg: ReaderConfig
+    trainer: Trainer
+    tokenizer: Tokenizer
+    tok_cfg: dict[str, Any]
+    splits: Splits
+    stream: Iterator[dict[str, np.ndarray]]
+    resumed: bool
+
+
+def training_setup(config: ml_collections.ConfigDict, workdir: str | Path | None = None) -> TrainingSetup:
+    """Model, optimizer, data and batch stream of `config` (train.py's; benchmarks/train_speed.py times them)."""
+    cfg, model, tokenizer, tok_cfg = build_training_reader(config)
+    info = dataclasses.replace(TokenizerInfo.from_tokenizer(tokenizer), model_max_length=config.max_length)
+    splits = limit_splits(load_splits(config), config)
+    buckets = Buckets(seq_lens=tuple(config.seq_lens), token_budget=config.token_batch_size, max_rows=config.max_rows)
+    trainer = Trainer(model, reader_optimizer(config, model), loss_fn)
+    resumed = trainer.restore_latest(workdir) if workdir is not None else False
+    stream = train_batches(splits["train"], cfg, config, tokenizer, info, buckets)
+    for _ in range(trainer.step):  # replay the data stream to the resumed position (host work only)
+        next(stream)
+    # the host builds batch n+1 (examples, collation) while the device runs step n
+    stream = prefetch(stream, depth=int(config.get("prefetch", 2)))
+    return TrainingSetup(cfg, trainer, tokenizer, tok_cfg, splits, stream, resumed)
 
 
 def limit_splits(splits: Splits, config: ml_collections.ConfigDict) -> Splits:

@@ -259,7 +259,93 @@ def dropout_moments(reader: RelikReaderForTripletExtraction, out: Path, n: int, 
     log(f"{n} dropout draws: loss {np.mean(losses):.4f} +- {np.std(losses):.4f}")
 
 
-def main() -> None:
+def setup(a: argparse.Namespace) -> tuple:
+    """The reference reader (relik 1.0.7's own model and heads), its AdamW over LayerWiseLRDecayOptimizer's
+    parameter groups and our schedule, from the companion's export in `a.out`: (reader, optimizer, scheduler,
+    row check). (None, None, None, row check) after `--dropout-moments`, which needs no training."""
+    torch.set_num_threads(a.threads)
+    out = a.out
+    rel_syms, type_syms = stream_symbols(out)
+    n_rel, n_types = len(rel_syms), len(type_syms)
+    backbone = minilm_dir()
+    # the reference trainers' tokenizer: backbone tokenizer + relation symbols, then the type symbols
+    tokenizer = AutoTokenizer.from_pretrained(str(backbone), additional_special_tokens=rel_syms + type_syms,
+                                              add_prefix_space=True)
+    rows_check = check_rows(tokenizer, rel_syms, type_syms, out)
+
+    torch.manual_seed(a.seed)
+    np.random.seed(a.seed)
+    reader = RelikReaderForTripletExtraction(
+        str(backbone), additional_special_symbols=n_rel, additional_special_symbols_types=n_types,
+        entity_type_loss=True, add_entity_embedding=True, linears_hidden_size=a.linears_hidden_size,
+        training=True, tokenizer=tokenizer)
+    model = reader.relik_reader_model
+    if a.head_init == "ours":
+        head_init_ours(model, a.seed)
+    if a.init_from:  # e.g. the companion's `perturb` copy of a saved initial reader
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(str(a.init_from / "model.safetensors")))
+        log(f"initial weights from {a.init_from}")
+    if a.lockstep:
+        folder = out / "lockstep"
+        reader.save_pretrained(str(folder), model_name=f"init_reader{a.tag}")
+        log(f"initial weights saved: {folder / f'init_reader{a.tag}'}")
+    if a.dropout_moments:
+        dropout_moments(reader, out, a.dropout_moments, a.tag)
+        return None, None, None, rows_check
+    reader.dataset = make_dataset(tokenizer, rel_syms, type_syms, None, True, 0.0)  # for read()
+    n_params = sum(q.numel() for q in model.parameters())
+    log(f"reference reader: {n_params:,} parameters, vocab {model.transformer_model.config.vocab_size}, "
+        f"heads init {a.head_init}")
+
+    # optimizer: the reference's LayerWiseLRDecayOptimizer param groups (lr2 for the heads), our schedule
+    no_decay = ["bias", "LayerNorm.weight"] + [f"{n}.weight" for n, m in reader.named_modules()
+                                               if isinstance(m, torch.nn.LayerNorm)]
+    factory = LayerWiseLRDecayOptimizer(
+        lr=[a.lr, a.lr * a.head_lr_multiplier], warmup_steps=a.warmup, total_steps=a.steps,
+        weight_decay=a.weight_decay, lr_decay=a.layer_lr_decay, no_decay_params=no_decay, total_reset=1,
+        other_lr_params=[f"relik_reader_model.{h}." for h in HEADS])
+    groups = factory.group_params(reader)
+    optimizer = torch.optim.AdamW(groups, lr=a.lr, betas=(0.9, 0.999), eps=1e-8)
+    scheduler = transformers.get_linear_schedule_with_warmup(optimizer, a.warmup, a.steps)
+    lr_table = sorted({(round(g["initial_lr"], 12), g["weight_decay"]) for g in groups})
+    log(f"param groups: {len(groups)}; distinct (lr, wd): {lr_table}")
+    return reader, optimizer, scheduler, rows_check
+
+
+def stream_symbols(out: Path) -> tuple[list[str], list[str]]:
+    """Relation and type symbols of the exported run (its relations; its entity types + NME)."""
+    train_cfg = json.loads((out / "our_stream_stats.json").read_text())
+    return symbols(len(train_cfg["relations"]), len(train_cfg["entity_types"]) + 1)
+
+
+def train_data(a: argparse.Namespace, reader: RelikReaderForTripletExtraction):
+    """The reference's training stream (its `RelikREDataset` rows and labels, flips on; our batch plan)."""
+    rel_syms, type_syms = stream_symbols(a.out)
+    train_ds = make_dataset(reader.tokenizer, rel_syms, type_syms, a.out / "train.jsonl", False, 1.0)
+    train_ds.skip_empty_training_samples = False  # ours keeps every labelled window (all 922 have triplets)
+    return train_stream(train_ds, a.seed, a.token_batch_size, a.max_rows)
+
+
+def train_step(a: argparse.Namespace, reader: RelikReaderForTripletExtraction, optimizer: torch.optim.Optimizer,
+               scheduler, batch: dict) -> tuple[dict, torch.Tensor]:  # noqa: ANN001
+    """One optimisation step of the reference model on one batch: (model outputs with the losses, grad norm)."""
+    if a.lockstep and not a.keep_dropout:  # no dropout anywhere; the top module's flag keeps the loss branch
+        reader.eval()
+        reader.relik_reader_model.training = True
+    else:
+        reader.train()
+    out_d = reader(**batch)
+    optimizer.zero_grad(set_to_none=True)
+    out_d["loss"].backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(reader.parameters(), a.grad_clip or float("inf"))
+    optimizer.step()
+    scheduler.step()
+    return out_d, grad_norm
+
+
+def arg_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("/tmp/reference-conll04"), help="the companion's export folder")
     p.add_argument("--steps", type=int, default=500)
@@ -289,62 +375,19 @@ def main() -> None:
                         "batch; saves their mean and mean-square gradients as reader folders "
                         "(DIR/lockstep/grad_{mean,sq}<tag>) and the losses (dropout_losses<tag>.json)")
     p.add_argument("--tag", default="", help="suffix of the run files (reference_run<tag>.json, predictions)")
-    a = p.parse_args()
-    torch.set_num_threads(a.threads)
+    return p
+
+
+def main() -> None:
+    a = arg_parser().parse_args()
     t_start = time.perf_counter()
     out = a.out
-    train_cfg = json.loads((out / "our_stream_stats.json").read_text())
-    n_rel, n_types = len(train_cfg["relations"]), len(train_cfg["entity_types"]) + 1
-    rel_syms, type_syms = symbols(n_rel, n_types)
-    backbone = minilm_dir()
-    # the reference trainers' tokenizer: backbone tokenizer + relation symbols, then the type symbols
-    tokenizer = AutoTokenizer.from_pretrained(str(backbone), additional_special_tokens=rel_syms + type_syms,
-                                              add_prefix_space=True)
-    rows_check = check_rows(tokenizer, rel_syms, type_syms, out)
-
-    torch.manual_seed(a.seed)
-    np.random.seed(a.seed)
-    reader = RelikReaderForTripletExtraction(
-        str(backbone), additional_special_symbols=n_rel, additional_special_symbols_types=n_types,
-        entity_type_loss=True, add_entity_embedding=True, linears_hidden_size=a.linears_hidden_size,
-        training=True, tokenizer=tokenizer)
-    model = reader.relik_reader_model
-    if a.head_init == "ours":
-        head_init_ours(model, a.seed)
-    if a.init_from:  # e.g. the companion's `perturb` copy of a saved initial reader
-        from safetensors.torch import load_file
-
-        model.load_state_dict(load_file(str(a.init_from / "model.safetensors")))
-        log(f"initial weights from {a.init_from}")
-    if a.lockstep:
-        folder = out / "lockstep"
-        reader.save_pretrained(str(folder), model_name=f"init_reader{a.tag}")
-        log(f"initial weights saved: {folder / f'init_reader{a.tag}'}")
-    if a.dropout_moments:
-        dropout_moments(reader, out, a.dropout_moments, a.tag)
+    reader, optimizer, scheduler, rows_check = setup(a)
+    if reader is None:
         return
-    reader.dataset = make_dataset(tokenizer, rel_syms, type_syms, None, True, 0.0)  # for read()
+    model = reader.relik_reader_model
     n_params = sum(q.numel() for q in model.parameters())
-    log(f"reference reader: {n_params:,} parameters, vocab {model.transformer_model.config.vocab_size}, "
-        f"heads init {a.head_init}")
-
-    # optimizer: the reference's LayerWiseLRDecayOptimizer param groups (lr2 for the heads), our schedule
-    no_decay = ["bias", "LayerNorm.weight"] + [f"{n}.weight" for n, m in reader.named_modules()
-                                               if isinstance(m, torch.nn.LayerNorm)]
-    factory = LayerWiseLRDecayOptimizer(
-        lr=[a.lr, a.lr * a.head_lr_multiplier], warmup_steps=a.warmup, total_steps=a.steps,
-        weight_decay=a.weight_decay, lr_decay=a.layer_lr_decay, no_decay_params=no_decay, total_reset=1,
-        other_lr_params=[f"relik_reader_model.{h}." for h in HEADS])
-    groups = factory.group_params(reader)
-    optimizer = torch.optim.AdamW(groups, lr=a.lr, betas=(0.9, 0.999), eps=1e-8)
-    scheduler = transformers.get_linear_schedule_with_warmup(optimizer, a.warmup, a.steps)
-    lr_table = sorted({(round(g["initial_lr"], 12), g["weight_decay"]) for g in groups})
-    log(f"param groups: {len(groups)}; distinct (lr, wd): {lr_table}")
-
-    train_ds = make_dataset(tokenizer, rel_syms, type_syms, out / "train.jsonl", False, 1.0)
-    train_ds.skip_empty_training_samples = False  # ours keeps every labelled window (all 922 have triplets)
-    stream = (lockstep_stream(out / "lockstep", a.steps) if a.lockstep
-              else train_stream(train_ds, a.seed, a.token_batch_size, a.max_rows))
+    stream = lockstep_stream(out / "lockstep", a.steps) if a.lockstep else train_data(a, reader)
     loss_log = (out / f"reference_losses{a.tag}.jsonl").open("w")
     best = {"step": -1, "f1": -1.0, "state": None}
     timing = {"train": 0.0, "host": 0.0, "eval": 0.0}
@@ -356,18 +399,7 @@ def main() -> None:
         batch = next(stream)
         t1 = time.perf_counter()
         timing["host"] += t1 - t0
-        if a.lockstep and not a.keep_dropout:  # no dropout anywhere; the top module's flag keeps the loss branch
-            reader.eval()
-            model.training = True
-        else:
-            reader.train()
-        out_d = reader(**batch)
-        loss = out_d["loss"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(reader.parameters(), a.grad_clip or float("inf"))
-        optimizer.step()
-        scheduler.step()
+        out_d, grad_norm = train_step(a, reader, optimizer, scheduler, batch)
         timing["train"] += time.perf_counter() - t1
         rows_seen += int(batch["input_ids"].shape[0])
         tokens_seen += int(batch["attention_mask"].sum())

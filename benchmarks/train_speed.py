@@ -1,0 +1,206 @@
+"""Reader training speed: our steps/s against relik 1.0.7's on the CoNLL04 `:cpu` config, on the same CPU.
+
+    python benchmarks/train_speed.py                          # 4 rounds of 25 steps per side after 10 warm-up steps
+    python benchmarks/train_speed.py --rounds 6 --block 20 --out benchmarks/results/train_speed.json
+    python benchmarks/train_speed.py --no-reference           # ours only
+
+Ours: the parts `train.py --config configs/conll04.py:cpu` trains with (`reader_train.training_setup`: MiniLM
+backbone + fresh heads, AdamW with layer-wise decay, the batch stream with its prefetch thread). The reference: the
+study's training of relik 1.0.7's own model, heads, losses, optimizer groups and `RelikREDataset` rows on the same
+batch plan (`benchmarks/studies/conll04_parity/reference_train_conll04.py`), served step by step by
+`benchmarks/reference/train_speed_reference.py` under the reference venv (torch threads = `--threads`).
+
+Both sides run the same steps of the same plan (same examples per step, each side's own augmentation draws):
+`--warmup` steps first, then `--rounds` rounds of `--block` steps, ours then the reference's, alternating (never
+both at once: on a shared machine a change of load hits both alike; the load average is printed beside each
+block). A step's time is its wall time: batch from the stream + forward, backward and update, waited for
+(`block_until_ready` on ours). Ours compiles once per batch shape: a step with a new shape is counted as compile
+time (that step's time minus the median step) and left out of the medians. Writes `--out` (JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks" / "studies" / "conll04_parity"))
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+from benchmarks.reference.reference_run import venv_python  # noqa: E402
+from relik_jax import paths  # noqa: E402
+from relik_jax.training.reader_batching import batch_shape  # noqa: E402
+from relik_jax.training.reader_train import training_setup  # noqa: E402
+
+REFERENCE = ROOT / "benchmarks" / "reference" / "train_speed_reference.py"
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def log(msg: str) -> None:
+    print(f"[train_speed {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def load() -> float:
+    return os.getloadavg()[0]
+
+
+class Ours:
+    """Our training loop, one step at a time (as reader_train.train_reader runs it)."""
+
+    def __init__(self, config: Any) -> None:
+        t = time.perf_counter()
+        self.setup = training_setup(config)
+        self.setup_s = time.perf_counter() - t
+        self.shapes: set[tuple] = set()
+
+    def steps(self, n: int) -> dict[str, list]:
+        out: dict[str, list] = {"step_s": [], "new_shape": [], "loss": []}
+        for _ in range(n):
+            t = time.perf_counter()
+            batch = next(self.setup.stream)
+            key = batch_shape(batch)
+            metrics = self.setup.trainer.train_step(batch)
+            jax.block_until_ready(metrics)
+            out["step_s"].append(time.perf_counter() - t)
+            out["new_shape"].append(key not in self.shapes)
+            out["loss"].append(float(metrics["loss"]))
+            self.shapes.add(key)
+        return out
+
+
+class Reference:
+    """train_speed_reference.py under the reference venv (see its docstring)."""
+
+    def __init__(self, export: Path, threads: int) -> None:
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONNOUSERSITE": "1"}
+        env.pop("PYTHONPATH", None)
+        self.proc = subprocess.Popen([str(venv_python()), str(REFERENCE), str(export), "--threads", str(threads)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        self.ready = self._read()
+
+    def _read(self) -> dict[str, Any]:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the reference process exited (code {self.proc.wait()}); its stderr is above")
+        return json.loads(line)
+
+    def steps(self, n: int) -> dict[str, list]:
+        self.proc.stdin.write(json.dumps({"steps": n}) + "\n")
+        self.proc.stdin.flush()
+        r = self._read()
+        return {"step_s": [h + s for h, s in zip(r["host_s"], r["step_s"], strict=True)], "loss": r["loss"],
+                "host_s": r["host_s"]}
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.write(json.dumps({"quit": True}) + "\n")
+            self.proc.stdin.close()
+            self.proc.wait(timeout=60)
+
+
+def export_dir(path: Path | None) -> Path:
+    """The companion's export of the CoNLL04 windows (reference_train_conll04_io.py export), made once."""
+    out = path or paths.CACHE / "train-speed" / "export"
+    if not (out / "our_stream_stats.json").is_file():
+        import reference_train_conll04_io as io  # benchmarks/studies/conll04_parity (our venv)
+
+        log(f"exporting the CoNLL04 windows for the reference to {out}")
+        io.export(out, 20)
+    return out
+
+
+def summary(steps: list[float]) -> dict[str, float]:
+    return {"median_s": statistics.median(steps), "p10_s": float(np.percentile(steps, 10)),
+            "p90_s": float(np.percentile(steps, 90)), "mean_s": statistics.fmean(steps), "steps": len(steps),
+            "steps_per_s": 1.0 / statistics.median(steps)}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--warmup", type=int, default=10, help="untimed steps per side first")
+    p.add_argument("--rounds", type=int, default=4)
+    p.add_argument("--block", type=int, default=25, help="steps per side per round")
+    p.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads of the reference")
+    p.add_argument("--export", type=Path, default=None, help="the companion's export folder (default: cached)")
+    p.add_argument("--no-reference", action="store_true")
+    p.add_argument("--config", default="cpu", help="variant of configs/conll04.py")
+    p.add_argument("--out", type=Path, default=RESULTS / "train_speed.json")
+    a = p.parse_args(argv)
+    from configs import conll04
+
+    load_before = os.getloadavg()
+    config = conll04.get_config(a.config)
+    config.num_steps = max(config.num_steps, a.warmup + a.rounds * a.block)
+    ours = Ours(config)
+    log(f"ours ready ({ours.setup_s:.1f} s)")
+    ref = None if a.no_reference else Reference(export_dir(a.export), a.threads)
+    if ref:
+        log(f"reference ready ({ref.ready['setup_s']:.1f} s, {ref.ready['threads']} torch threads)")
+    sides: dict[str, Any] = {"ours": ours, **({"reference": ref} if ref else {})}
+    runs: dict[str, list[dict]] = {s: [] for s in sides}
+    try:
+        for r in range(a.rounds + 1):
+            n = a.warmup if r == 0 else a.block
+            for side, impl in sides.items():
+                la = load()
+                t = time.perf_counter()
+                res = impl.steps(n)
+                res.update(round=r, loadavg_1m=la, wall_s=time.perf_counter() - t)
+                runs[side].append(res)
+                log(f"{side} {'warm-up' if r == 0 else f'round {r}/{a.rounds}'}: {n} steps in {res['wall_s']:.1f} s "
+                    f"(median {statistics.median(res['step_s']):.3f} s/step, load {la:.2f})")
+    finally:
+        if ref:
+            ref.close()
+    result: dict[str, Any] = {}
+    for side, rs in runs.items():
+        timed = [(s, rs_i.get("new_shape", [False] * len(rs_i["step_s"]))[k])
+                 for rs_i in rs[1:] for k, s in enumerate(rs_i["step_s"])]
+        steady = [s for s, new in timed if not new]
+        med = statistics.median(steady)
+        compiles = [s - med for rs_i in rs for s, new in zip(rs_i["step_s"], rs_i.get("new_shape", []), strict=False)
+                    if new]
+        result[side] = {**summary(steady), "compiles": len(compiles), "compile_s": float(sum(compiles)),
+                        "warmup_s": rs[0]["wall_s"], "blocks": rs}
+    ratio = result["reference"]["median_s"] / result["ours"]["median_s"] if ref else None
+    meta = {"created": datetime.datetime.now().isoformat(timespec="seconds"),
+            "command": " ".join(["train_speed.py", *(argv if argv is not None else sys.argv[1:])]),
+            "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "loadavg_before": load_before, "loadavg_after": os.getloadavg(), "config": f"configs/conll04.py:{a.config}",
+            "reference_threads": ref.ready["threads"] if ref else None,
+            "reference_versions": ref.ready["versions"] if ref else None,
+            "jax": jax.__version__, "warmup": a.warmup, "rounds": a.rounds, "block": a.block}
+    lines = [f"Reader training, CoNLL04 :{a.config} (MiniLM, 1024-token batches); {os.cpu_count()} cores, "
+             f"load avg {load_before[0]:.2f} before, {meta['loadavg_after'][0]:.2f} after",
+             f"{'side':<10} {'s/step median':>14} {'p10-p90':>15} {'steps/s':>8} {'timed':>6} {'compiles':>9} "
+             f"{'compile s':>10}"]
+    for side, res in result.items():
+        lines.append(f"{side:<10} {res['median_s']:>14.3f} {res['p10_s']:>7.3f}-{res['p90_s']:<7.3f} "
+                     f"{res['steps_per_s']:>8.2f} {res['steps']:>6} {res['compiles']:>9} {res['compile_s']:>10.1f}")
+    if ratio:
+        lines.append(f"ours / reference steps/s: {ratio:.2f}x (medians; per-block loads "
+                     f"{[round(b['loadavg_1m'], 2) for b in runs['ours'][1:]]} / "
+                     f"{[round(b['loadavg_1m'], 2) for b in runs['reference'][1:]]})")
+    table = "\n".join(lines)
+    print(table)
+    out = {**meta, "table": table, "speedup": ratio, "sides": result}
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(out, indent=1) + "\n")
+    log(f"wrote {a.out}")
+    return out
+
+
+if __name__ == "__main__":
+    main()
