@@ -306,16 +306,37 @@ def annotate_corpus(model: str | Path, src: str | Path, dst: str | Path, *, addr
                              fn_constructor_kwargs={"model": str(model), "relik_kwargs": relik_kwargs or {},
                                                     "top_k": top_k, "dst": str(dst), "fmt": fmt},
                              **_actor_args(ray, num_actors, num_gpus_per_actor))
-    for row in out.iter_rows():
-        if row["resumed"]:
-            report.resumed_groups += 1
-            report.resumed_documents += int(row["documents"])
-            continue
-        report.groups += 1
-        report.documents += int(row["documents"])
-        report.failed += int(row["failed"])
-        report.first_error = report.first_error or (row["first_error"] or None)
-        if progress is not None:
-            progress(int(row["documents"]))
+    try:
+        for row in out.iter_rows():
+            _count(report, row, progress)
+    except Exception as err:  # a ResumeError raised by a reading task arrives wrapped by Ray
+        cause = _find_resume_error(err)
+        if cause is None:
+            raise
+        raise ResumeError(str(cause).strip().splitlines()[-1].removeprefix("ResumeError: ")) from None
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _count(report: CorpusReport, row: dict[str, Any], progress: Callable[[int], None] | None) -> None:
+    """Add one group's summary row to the report."""
+    if row["resumed"]:
+        report.resumed_groups += 1
+        report.resumed_documents += int(row["documents"])
+        return
+    report.groups += 1
+    report.documents += int(row["documents"])
+    report.failed += int(row["failed"])
+    report.first_error = report.first_error or (row["first_error"] or None)
+    if progress is not None:
+        progress(int(row["documents"]))
+
+
+def _find_resume_error(err: BaseException | None) -> BaseException | None:
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, ResumeError):
+            return err
+        err = getattr(err, "cause", None) or err.__cause__ or err.__context__
+    return None

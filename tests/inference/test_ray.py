@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from relik_jax.inference.files import annotate_file
+from relik_jax.inference.files import ResumeError, annotate_file
 from relik_jax.inference.pipeline import Relik
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -160,6 +160,15 @@ def test_annotate_dataset_maps_documents_to_annotations(cluster, corpus) -> None
     # blocks of 20 consecutive documents = the single run's groups: the same batches, the same bytes
     got = {r["id"]: (r["annotation"] + "\n").encode() for r in rows}
     assert [got[d["id"]] for d in docs] == single[:100]
+
+
+def test_rerun_on_the_output_of_another_input_refuses(cluster, corpus, tmp_path: Path) -> None:
+    pipe, src, single = corpus
+    dst = tmp_path / "out"
+    dst.mkdir()
+    (dst / "part-00000-000001.jsonl").write_bytes(b"".join(single[:GROUP]))  # group 0's output as group 1's
+    with pytest.raises(ResumeError, match="part-00000-000001.jsonl is not the output of documents 20.. of"):
+        annotate_corpus(pipe, src, dst, num_actors=1, group_size=GROUP)
 
 
 def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

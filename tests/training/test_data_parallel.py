@@ -11,6 +11,7 @@ rounding noise only, which Adam's first step (g / (|g| + eps)) scales up to a si
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import socket
@@ -98,3 +99,32 @@ def test_two_processes_with_jax_distributed_equal_one_process(one_device: dict, 
         two = pickle.load(f)
     assert (two["processes"], two["devices"]) == (2, 2)
     assert_same_step(one_device, two)
+
+
+TRAIN = """
+import json, sys
+from configs.default import get_config
+from relik_jax.training.reader_train import train_reader
+c = get_config()
+c.update(dict(toy_train=24, toy_eval=6, num_steps=3, eval_every=3, checkpoint_every=0, log_every=1,
+              token_batch_size=512, seq_lens=(128, 256), verbose=False, final_test=False, devices=int(sys.argv[2])))
+r = train_reader(c, sys.argv[1])
+print(json.dumps({"dev": r["dev"], "compiles": r["train_step_compiles"]}))
+"""
+
+
+def test_train_reader_with_config_devices(tmp_path: Path) -> None:
+    """`train.py --config.devices=2`: the reader training loop (steps and dev evaluation) on 2 devices logs the
+    losses and dev metrics of the one-device loop."""
+    runs = {}
+    for n in (0, 2):
+        proc = subprocess.run([sys.executable, "-c", TRAIN, str(tmp_path / f"w{n}"), str(n)], env=env(max(n, 1)),
+                              capture_output=True, text=True, timeout=900, cwd=ROOT)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        log = [json.loads(line) for line in (tmp_path / f"w{n}" / "metrics.jsonl").read_text().splitlines()]
+        runs[n] = ({r["step"]: r["loss"] for r in log if "loss" in r}, json.loads(proc.stdout.splitlines()[-1]))
+    (one, one_out), (two, two_out) = runs[0], runs[2]
+    assert sorted(one) == sorted(two) == [1, 2, 3]
+    for step, loss in one.items():
+        assert abs(two[step] - loss) <= 1e-5 * abs(loss), (step, loss, two[step])
+    assert two_out["dev"] == pytest.approx(one_out["dev"], abs=1e-6)
