@@ -63,6 +63,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.train_min_mentions = 16  # training S = M floor (one train-step shape per L bucket)
     c.seq_lens = (64, 128, 256, 512, 768, 1024)
     # loop
+    c.devices = 0  # data-parallel training and evaluation: 0 = one device, N = the first N local devices, -1 = all
     c.seed = 0
     c.prefetch = 2  # training batches prepared ahead in a background thread (0: none)
     c.log_every = 50

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,10 +11,12 @@ from pathlib import Path
 from rich.progress import Progress
 
 from relik_jax.data.jsonl import read_jsonl, write_jsonl
+from relik_jax.engine import distributed
 from relik_jax.evaluation.gerbil import service as nif_service
 from relik_jax.inference.files import ResumeError, annotate_file
 from relik_jax.inference.pipeline import Relik, RelikConfig
 from relik_jax.inference.pretrained import pretrained_folder
+from relik_jax.inference.ray_annotate import annotate_corpus
 from relik_jax.reader.convert import load_reference_reader, save_reader
 from relik_jax.retriever.build import build_index
 from relik_jax.retriever.encoder import Retriever, load_encoder, save_encoder
@@ -26,17 +29,31 @@ from relik_jax.serve.worker import Worker
 
 def annotate(args: argparse.Namespace) -> None:
     """Annotate a file into JSONL, one line per document in input order; see relik_jax/inference/files.py for the
-    reading (per-line decoding, error records), atomic appends and --resume."""
+    reading (per-line decoding, error records), atomic appends and --resume. With --ray, on a Ray cluster into a
+    folder of part files (relik_jax/inference/ray_annotate.py); with --num-processes, this process's share into
+    OUTPUT with a `.process-I-of-N` suffix (--coordinator also starts jax.distributed)."""
     src, dst = Path(args.input), Path(args.output)
     if not src.exists():
         raise SystemExit(f"annotate: INPUT {src} does not exist")
     # the pipeline's saved top_k unless --top-k is given
-    relik = Relik.from_pretrained(args.model, dtype=args.precision, **({"top_k": args.top_k} if args.top_k else {}))
+    settings = {"dtype": args.precision, **({"top_k": args.top_k} if args.top_k else {}),
+                **({"devices": args.devices} if args.devices else {})}
+    if args.ray is not None:
+        annotate_ray(args, src, dst, settings)
+        return
+    coordinator = args.coordinator or os.environ.get(distributed.ENV["coordinator"])
+    if coordinator:
+        shard = distributed.initialize(coordinator, args.num_processes, args.process_id)
+    else:
+        shard = distributed.process_shard(args.process_id, args.num_processes)
+    dst = dst.with_name(dst.stem + shard.suffix + dst.suffix)
+    relik = Relik.from_pretrained(args.model, **settings)
     with Progress(transient=True, disable=not sys.stderr.isatty()) as progress:
         task = progress.add_task("annotating (windows)", total=None)
         try:
             report = annotate_file(relik, src, dst, resume=args.resume, on_error=args.on_error,
-                                   group_size=args.group_size, progress=lambda n: progress.advance(task, n))
+                                   group_size=args.group_size, progress=lambda n: progress.advance(task, n),
+                                   shard=shard)
         except ResumeError as err:
             raise SystemExit(f"annotate --resume: {err}") from None
     resumed = f", {report.resumed} already there (--resume)" if report.resumed else ""
@@ -46,6 +63,26 @@ def annotate(args: argparse.Namespace) -> None:
         if args.on_error == "fail":
             raise SystemExit(f"annotate: stopped at {report.first_error}")
         raise SystemExit(f"annotate: {report.failed} of {report.documents} documents failed{example}")
+
+
+def annotate_ray(args: argparse.Namespace, src: Path, dst: Path, settings: dict) -> None:
+    if args.num_processes or args.coordinator:
+        raise SystemExit("annotate: --ray distributes the documents itself (drop --num-processes / --coordinator)")
+    if args.on_error == "fail":
+        raise SystemExit("annotate --ray writes error records (--on-error skip); check the report's failures")
+    with Progress(transient=True, disable=not sys.stderr.isatty()) as progress:
+        task = progress.add_task("annotating (documents)", total=None)
+        try:
+            report = annotate_corpus(args.model, src, dst, address=args.ray or None, num_actors=args.num_actors,
+                                     group_size=args.group_size, fmt=args.output_format,
+                                     relik_kwargs=settings, progress=lambda n: progress.advance(task, n))
+        except ResumeError as err:
+            raise SystemExit(f"annotate --ray: {err}") from None
+    resumed = f", {report.resumed_documents} already there" if report.resumed_documents else ""
+    print(f"{dst}/: {report.documents} documents written in {report.groups} parts{resumed} "
+          f"({report.seconds:.1f} s)", file=sys.stderr)
+    if report.failed:
+        raise SystemExit(f"annotate: {report.failed} documents failed, e.g. {report.first_error}")
 
 
 def add_candidates(args: argparse.Namespace) -> None:
@@ -153,6 +190,23 @@ def main(argv: Sequence[str] | None = None) -> None:
                    help="continue an interrupted run: keep OUTPUT's complete lines, annotate the rest")
     a.add_argument("--group-size", type=int, default=256,
                    help="documents per model stream (fixed groups make --resume byte-identical)")
+    a.add_argument("--devices", type=int, default=None,
+                   help="data-parallel over the first N local devices (jax.sharding; default: one device)")
+    a.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="annotate on Ray Data ([ray] extra) into the folder OUTPUT (part files, resumed by "
+                   "re-running); ADDRESS of a running cluster, none: RAY_ADDRESS or a local one. Put it after "
+                   "OUTPUT or write --ray=ADDRESS")
+    a.add_argument("--num-actors", type=int, default=None,
+                   help="--ray: model replicas (default: one per GPU, else one per CPU of the cluster)")
+    a.add_argument("--output-format", choices=["jsonl", "parquet"], default="jsonl", help="--ray: part files")
+    a.add_argument("--process-id", type=int, default=None,
+                   help="multi-host: this process's index (default: $JAX_PROCESS_ID or jax.distributed)")
+    a.add_argument("--num-processes", type=int, default=None,
+                   help="multi-host: process count; process i annotates the groups g with g %% N == i into "
+                   "OUTPUT.process-i-of-N (default: $JAX_NUM_PROCESSES or 1)")
+    a.add_argument("--coordinator", default=None,
+                   help="multi-host: host:port of process 0; starts jax.distributed (default: "
+                   "$JAX_COORDINATOR_ADDRESS when given, else no jax.distributed)")
     a.set_defaults(fn=annotate)
 
     r = sub.add_parser("add-candidates", help="add retrieved candidates to windowized JSONL (reader training data)")

@@ -14,7 +14,7 @@ EXTRAS = {
     "serve": "JSON web service (fastapi, uvicorn)",
     "plot": "training curves (matplotlib)",
     "hub": "downloads from the Hugging Face Hub (huggingface_hub)",
-    "ray": "distributed annotation (ray)",
+    "ray": "corpus annotation on Ray Data (relik-jax annotate --ray; ray[data], pyarrow)",
 }
 
 

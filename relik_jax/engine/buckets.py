@@ -12,7 +12,8 @@ by the longest sequence):
 
 - L   sequence length: `seq_lens`; rows are grouped by their L bucket.
 - B   rows per batch: at most `token_budget // L` (capped by `max_rows`, rounded down to a power of two); a
-      smaller last batch of a group is padded to the next power of two.
+      smaller last batch of a group is padded to the next power of two. With `row_multiple` = d (the devices a
+      data-parallel batch is split over, engine/sharding.py) every B is then rounded up to a multiple of d.
 - Lt  text positions (CLS + text sub-tokens) that can hold a start or an end: `text_lens`, capped at L.
 - S   predicted starts per row, M mentions per row, C / T / R symbol columns per row: `counts`.
 
@@ -39,9 +40,13 @@ def length_bucket(n: int, buckets: Sequence[int]) -> int:
     return -(-n // buckets[-1]) * buckets[-1]
 
 
-def batch_bucket(n: int, batch_size: int) -> int:
-    """Rows of a padded batch of n: powers of two from 8, at most `batch_size`."""
-    return min(batch_size, pow2_at_least(n, 8))
+def round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+def batch_bucket(n: int, batch_size: int, multiple: int = 1) -> int:
+    """Rows of a padded batch of n: powers of two from 8, at most `batch_size`; then a multiple of `multiple`."""
+    return round_up(min(batch_size, pow2_at_least(n, 8)), multiple)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,8 +58,11 @@ class Buckets:
     counts: tuple[int, ...] = (8, 16, 32, 64, 128)
     token_budget: int = 8192
     max_rows: int = 32
+    row_multiple: int = 1  # data-parallel devices: every padded batch has a multiple of this many rows
 
     def __post_init__(self) -> None:
+        if self.row_multiple < 1:
+            raise ValueError(f"Buckets.row_multiple must be >= 1, got {self.row_multiple}")
         for name in ("seq_lens", "text_lens", "counts"):
             values = getattr(self, name)
             if not values or list(values) != sorted(set(values)) or values[0] < 1:
@@ -79,7 +87,12 @@ class Buckets:
 
     def rows(self, seq_len: int) -> int:
         r = max(1, min(self.max_rows, self.token_budget // seq_len))
-        return 1 << (r.bit_length() - 1)
+        return round_up(1 << (r.bit_length() - 1), self.row_multiple)
+
+    def batch_rows(self, n: int, seq_len: int) -> int:
+        """Padded rows of a batch of n <= rows(seq_len) rows: the next power of two, then a multiple of
+        `row_multiple`."""
+        return min(self.rows(seq_len), round_up(pow2_at_least(n), self.row_multiple))
 
     @staticmethod
     def reachable(sizes: Sequence[int], limit: int) -> list[int]:
@@ -101,7 +114,7 @@ class Buckets:
         ls = self.reachable(self.seq_lens, max_len)
         a = b = c = 0
         for length in ls:
-            n_b = self.rows(length).bit_length()  # batch sizes 1, 2, 4, ..., rows(L)
+            n_b = len({self.batch_rows(1 << i, length) for i in range(self.rows(length).bit_length())})
             a += n_b
             lts = sorted({min(t, length) for t in self.reachable(self.text_lens, length)})
             for lt in lts:
@@ -139,7 +152,7 @@ def plan_batches(lengths: Sequence[int], buckets: Buckets, *, sort: bool = True,
         n = buckets.rows(length)
         for k in range(0, len(idx), n):
             chunk = idx[k: k + n]
-            out.append(Batch(length, n if full_rows else min(n, pow2_at_least(len(chunk))), chunk))
+            out.append(Batch(length, n if full_rows else buckets.batch_rows(len(chunk), length), chunk))
     return out
 
 

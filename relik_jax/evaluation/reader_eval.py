@@ -75,10 +75,12 @@ def evaluate_thresholds(reader: Reader, windows: Sequence[Window], thresholds: S
 
 
 def eval_reader(cfg: ReaderConfig, model: SpanReader | TripletReader, tokenizer: Tokenizer,
-                config: ml_collections.ConfigDict) -> Reader:
-    """The `Reader` that evaluates a model being trained with `config` (its lengths, NME and relation caps)."""
+                config: ml_collections.ConfigDict, devices: Any = None) -> Reader:
+    """The `Reader` that evaluates a model being trained with `config` (its lengths, NME and relation caps);
+    `devices`: data-parallel over these (the training mesh), None: one device."""
     return Reader(cfg, model, tokenizer, {"model_max_length": config.max_length}, buckets=eval_buckets(config),
-                  model_max_length=config.max_length, use_nme=config.use_nme, max_triplets=config.max_relations)
+                  model_max_length=config.max_length, use_nme=config.use_nme, max_triplets=config.max_relations,
+                  devices=devices)
 
 
 def eval_buckets(config: ml_collections.ConfigDict) -> Buckets:

@@ -2,7 +2,8 @@
 
 Reading (`read_documents`): a `.txt` file is one document per line, where only "\\n" or "\\r\\n" ends a line (a lone
 "\\r" stays inside its document, so it cannot shift later ids; `str.splitlines` would split there); a `.jsonl` file
-is one `{"text": ..., "id": ...}` record per non-blank line; a folder holds one document per `.txt` file. Files are
+is one `{"text": ..., "id": ...}` record per non-blank line; a `.parquet` file one record per row (columns "text"
+and optionally "id"; pyarrow, from the `[ray]` extra); a folder holds one document per `.txt` file. Files are
 read as bytes and decoded line by line, so a line of invalid UTF-8, invalid JSON, a lone surrogate (`"\\ud800"`)
 or an unknown key becomes *that document's* `DocumentError`, naming the file and line, and the others are read.
 
@@ -17,6 +18,10 @@ Documents go to the model in fixed groups of `group_size` input documents, the s
 so every document is batched with the same neighbours and its output line is byte-identical (batch composition
 can change the last bits of a score, and a near-tie, the output); the re-annotated documents already in the file
 are not written again.
+
+Sharing (`shard=ProcessShard(i, n)`, engine/distributed.py): process i of n annotates the groups g with g % n == i
+into its own file; the union of the n files is, line for line, the single-process output (the same groups, so
+the same batches). Ray Data workers (inference/ray_annotate.py) annotate the same groups with `annotate_group`.
 """
 
 from __future__ import annotations
@@ -29,10 +34,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from relik_jax.engine.distributed import ProcessShard
+from relik_jax.extras import missing_extra
 from relik_jax.inference.outputs import RelikOutput
 from relik_jax.inference.validation import DocumentError, validate_document
 
-__all__ = ["AnnotateReport", "ResumeError", "annotate_file", "completed_records", "output_line", "read_documents"]
+__all__ = ["AnnotateReport", "ResumeError", "annotate_file", "annotate_group", "completed_records", "document_groups",
+           "output_line", "read_documents", "same_document"]
 
 BOM = b"\xef\xbb\xbf"
 
@@ -96,11 +104,33 @@ def _usable_id(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _parquet_records(path: Path) -> Iterator[tuple[Any, dict | DocumentError]]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise missing_extra("pyarrow", "ray", "reading Parquet documents") from None
+    index = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=4096):
+        for record in batch.to_pylist():
+            if record.get("id") is None:
+                record = {**record, "id": index}
+            try:
+                validate_document(record, index)
+                yield record["id"], record
+            except DocumentError as err:
+                doc_id = record["id"] if _usable_id(record["id"]) else index
+                yield doc_id, DocumentError(index, f"{path} row {index}: {err.reason}", doc_id)
+            index += 1
+
+
 def read_documents(path: str | Path) -> Iterator[tuple[Any, dict | DocumentError]]:
     """(id, `{"text", "id"}` record or the `DocumentError` saying why the document could not be read), in order.
     Ids: the record's "id" (default: its position among the records), the line index of a .txt, the file name in a
     folder."""
     path = Path(path)
+    if path.suffix == ".parquet":
+        yield from _parquet_records(path)
+        return
     if path.is_dir():
         for index, f in enumerate(sorted(path.glob("*.txt"))):
             text = _decode(f.read_bytes().removeprefix(BOM), str(f), index, f.name)
@@ -159,7 +189,7 @@ def completed_records(path: str | Path) -> list[tuple[Any, str | None]]:
     return done
 
 
-def _same_document(done: tuple[Any, str | None], doc_id: Any, doc: dict | DocumentError) -> bool:
+def same_document(done: tuple[Any, str | None], doc_id: Any, doc: dict | DocumentError) -> bool:
     """Whether a written line belongs to this input document: same id, and its text (the document from its first to
     its last word) inside the document's text (ids alone, e.g. line numbers, would accept any other file)."""
     written_id, head = done
@@ -200,32 +230,51 @@ class LineWriter:
         os.close(self.fd)
 
 
+def document_groups(src: str | Path, group_size: int) -> Iterator[tuple[int, list[tuple[Any, dict | DocumentError]]]]:
+    """(group number g, the documents [g·group_size, (g+1)·group_size) of `src`): the fixed batches every
+    annotation path (one process, process shards, Ray workers) sends to the model."""
+    if group_size < 1:
+        raise ValueError(f"group_size must be >= 1, got {group_size}")
+    docs = read_documents(src)
+    for g in itertools.count():
+        group = list(itertools.islice(docs, group_size))
+        if not group:
+            return
+        yield g, group
+
+
+def annotate_group(relik: Any, docs: list[dict | DocumentError], *, top_k: int | None = None,
+                   progress: Callable[[int], None] | None = None) -> Iterator[RelikOutput]:
+    """One group through the model: an output per document (its error record when it fails), in order."""
+    return relik.stream(docs, on_error="record", keep_candidates=False, top_k=top_k, progress=progress)
+
+
 def annotate_file(relik: Any, src: str | Path, dst: str | Path, *, resume: bool = False, on_error: str = "skip",
                   group_size: int = 256, fsync_every: int = 100, top_k: int | None = None,
-                  progress: Callable[[int], None] | None = None) -> AnnotateReport:
-    """Annotate every document of `src` into the JSONL `dst` (module docstring). Raises `ResumeError` when `dst`
-    does not continue this input."""
+                  progress: Callable[[int], None] | None = None, shard: ProcessShard | None = None) -> AnnotateReport:
+    """Annotate every document of `src` (with `shard`, those of its groups) into the JSONL `dst` (module
+    docstring). Raises `ResumeError` when `dst` does not continue this input."""
     if on_error not in ("skip", "fail"):
         raise ValueError(f"on_error must be 'skip' or 'fail', got {on_error!r}")
+    shard = shard or ProcessShard()
     done = completed_records(dst) if resume else []
     report = AnnotateReport(resumed=len(done), failed=sum(head is None for _, head in done))
     writer = LineWriter(dst, truncate=not resume, fsync_every=fsync_every)
-    docs = read_documents(src)
+    base = 0  # line of `dst` the group's first document goes to
     try:
-        for base in itertools.count(0, group_size):
-            group = list(itertools.islice(docs, group_size))
-            if not group:
-                break
+        for g, group in document_groups(src, group_size):
+            if not shard.owns(g):
+                continue
             for k, (doc_id, doc) in enumerate(group):
-                if base + k < len(done) and not _same_document(done[base + k], doc_id, doc):
+                if base + k < len(done) and not same_document(done[base + k], doc_id, doc):
                     raise ResumeError(f"{dst}:{base + k + 1} (id {done[base + k][0]!r}) is not the output of "
-                                      f"document {base + k} of {src} (id {doc_id!r}): not the output of this input")
+                                      f"document {g * group_size + k} of {src} (id {doc_id!r}): not the output of "
+                                      "this input")
             report.documents += len(group)
             if base + len(group) <= len(done):
+                base += len(group)
                 continue  # written completely by an earlier run
-            outs = relik.stream([doc for _, doc in group], on_error="record", keep_candidates=False, top_k=top_k,
-                                progress=progress)
-            for k, out in enumerate(outs):
+            for k, out in enumerate(annotate_group(relik, [doc for _, doc in group], top_k=top_k, progress=progress)):
                 if base + k < len(done):
                     continue  # in the file already; annotated again only to batch the group as the first run did
                 if out.error is not None:
@@ -235,6 +284,7 @@ def annotate_file(relik: Any, src: str | Path, dst: str | Path, *, resume: bool 
                         return report
                 writer.write(output_line(out))
                 report.written += 1
+            base += len(group)
         if report.documents < len(done):
             raise ResumeError(f"{dst} has {len(done)} records but {src} only {report.documents} documents: not the "
                               "output of this input")

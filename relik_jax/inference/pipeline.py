@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from relik_jax.engine.executor import prefetch
+from relik_jax.engine.sharding import data_mesh
 from relik_jax.inference.merge import DocumentMerge
 from relik_jax.inference.outputs import RelikOutput
 from relik_jax.inference.pretrained import place, pretrained_folder, resolve_device
@@ -84,8 +85,9 @@ class Relik:
     # ------------------------------------------------------------------------------------------ persistence
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, *, dtype: str = "fp32", index_dtype: str | None = None,
-                        device: Any = None, revision: str | None = None, local_files_only: bool | None = None,
-                        progress: bool | None = None, **overrides: Any) -> Relik:
+                        device: Any = None, devices: Any = None, revision: str | None = None,
+                        local_files_only: bool | None = None, progress: bool | None = None,
+                        **overrides: Any) -> Relik:
         """A pipeline by folder or hub id: ours (`relik.json` + `reader/` + `retriever-<task>/` + `index-<task>/`),
         or relik's (`config.yaml`, e.g. "sapienzanlp/relik-entity-linking-large"), converted once and cached with
         its settings (top_k, windows, use_nme, metadata fields); components come from local paths, the Hugging
@@ -96,22 +98,27 @@ class Relik:
         fp16 for the published indexes and `relik-jax index build`'s default, fp32 where an index was saved so (as
         the reference searches it); device: a jax.Device or "cpu" / "gpu" / "tpu" ("gpu:1"): the reader's and
         encoders' parameters and the index vectors are placed there, so every compiled call runs there (None =
-        JAX's default device, the index sharded over all local devices); overrides: RelikConfig fields."""
+        JAX's default device, the index sharded over all local devices); devices: data-parallel reader and
+        question encoding over several devices (an int: the first n, a list of devices, or a `jax.sharding.Mesh`
+        with a "data" axis; engine/sharding.py), the index sharded over them; overrides: RelikConfig fields."""
+        if device is not None and devices is not None:
+            raise ValueError("give device= (one device) or devices= (data-parallel), not both")
         folder = pretrained_folder(name_or_path, revision=revision, local_files_only=local_files_only,
                                    progress=progress)
         raw = json.loads((folder / "relik.json").read_text())
         config = RelikConfig(**{k: v for k, v in raw.items() if k in {f.name for f in dataclasses.fields(RelikConfig)}})
         device = resolve_device(device)
         index_kwargs = {"dtype": index_dtype, **({"devices": [device]} if device is not None else {})}
+        parallel = {"devices": data_mesh(devices)} if devices is not None else {}
         reader = Reader.from_folder(folder / "reader", dtype=dtype, use_nme=config.use_nme,
-                                    relation_threshold=config.relation_threshold)
+                                    relation_threshold=config.relation_threshold, **parallel)
         retrievers = {}
         for task in (SPAN, TRIPLET):
             enc = folder / f"retriever-{task}"
             if enc.is_dir():
                 index = folder / f"index-{task}"
                 retrievers[task] = Retriever.from_pretrained(enc, index if index.is_dir() else None, dtype=dtype,
-                                                             index_kwargs=index_kwargs)
+                                                             index_kwargs=index_kwargs, **parallel)
         place(device, reader, retrievers.values())
         return cls(reader, retrievers, config, **overrides)
 

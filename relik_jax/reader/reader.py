@@ -8,6 +8,10 @@ buckets; everything else (start / end selection, mention gathering, linking, rel
 run as `engine.executor.interleave` tasks, so each read-back has the next batch's work queued behind it. The
 triplet reader scores only the real (subject, object) pairs of each row (`reader/pairs.py`).
 `reader.shapes.counts()` reports the distinct programs used; `Buckets.program_bound` the worst case.
+
+`Reader(..., devices=4)` (or a list of devices, or a `jax.sharding.Mesh` with a "data" axis) runs every stage
+data-parallel: parameters replicated, each padded batch split row-wise over the devices (its row count a multiple
+of theirs, `Buckets.row_multiple`), one program per stage for all of them (engine/sharding.py).
 """
 
 from __future__ import annotations
@@ -20,8 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from flax import nnx
+from jax.sharding import Mesh
 from tokenizers import Tokenizer
 
+from relik_jax.engine import sharding
 from relik_jax.engine.buckets import Buckets, ShapeLog, plan_batches
 from relik_jax.engine.compiled import CompiledForward
 from relik_jax.engine.executor import TaskError, interleave
@@ -88,14 +95,19 @@ class Reader:
     untrained or diverged model predicts nearly every (start, end) pair, where the reference runs out of memory;
     beyond it the first `max_mentions` in (start, end) order are kept, with a warning (trained models predict a
     few dozen at most);
-    `return_logits` adds the full relation logits to `forward` outputs (parity tests; costs B·M²·R·2 floats).
+    `return_logits` adds the full relation logits to `forward` outputs (parity tests; costs B·M²·R·2 floats);
+    `devices`: None (one device, JAX's default) or the data-parallel devices (module docstring).
     """
 
     def __init__(self, cfg: ReaderConfig, model: SpanReader | TripletReader, tokenizer: Tokenizer,
                  tokenizer_config: dict[str, Any] | None = None, *, buckets: Buckets | None = None,
                  model_max_length: int = 1000, use_nme: bool | None = None, relation_threshold: float | None = None,
                  top_k: int = 5, max_triplets: int = 50, max_spans: int = 100, pair_chunk: int = 512, depth: int = 2,
-                 max_mentions: int = 256, return_logits: bool = False):
+                 max_mentions: int = 256, return_logits: bool = False,
+                 devices: Mesh | int | Sequence[Any] | None = None):
+        self.mesh = None if devices is None else sharding.data_mesh(devices)
+        if self.mesh is not None:  # one replicated copy of the weights, shared by every stage
+            model = self._placed(model)
         self.cfg, self.model, self.tokenizer = cfg, model, tokenizer
         # tokenizer.json files may carry fixed padding / truncation (e.g. sentence-transformers' MiniLM pads to
         # 4096): the reader tokenizes words and candidates on their own and pads batches itself.
@@ -104,7 +116,7 @@ class Reader:
         tc = tokenizer_config or {}
         self.info = dataclasses.replace(TokenizerInfo.from_tokenizer(tokenizer),
                                         model_max_length=int(tc.get("model_max_length", 10**30)))
-        self.buckets = buckets or Buckets()
+        self.buckets = dataclasses.replace(buckets or Buckets(), row_multiple=sharding.data_size(self.mesh))
         self.top_k = top_k
         self.threshold = cfg.threshold if relation_threshold is None else relation_threshold
         use_nme = cfg.use_nme if use_nme is None else use_nme
@@ -123,24 +135,24 @@ class Reader:
         symbol = self.inputs.special_symbols[1] if cfg.is_span else self.inputs.relation_symbols[0]  # [E-0] / [R-0]
         self.times = StageTimes()  # host seconds per stage (engine/timing.py)
         self.subwords = SubwordCache(tokenizer, symbol, times=self.times)  # every word / candidate tokenized once
-        self._encode = CompiledForward(model, lambda m, *a: m.encode(*a))
+        self._encode = CompiledForward(model, lambda m, *a: m.encode(*a), mesh=self.mesh)
         self._ends = CompiledForward(model, lambda m, f, sp, pm, s, lt, mp: m.ends(f, sp, pm, s, lt, mp),
-                                     static_argnums=(3, 4, 5))
+                                     static_argnums=(3, 4, 5), mesh=self.mesh)
         # Without return_logits the per-cell relation logits are not outputs (XLA then never materialises them).
         self.return_logits = return_logits
         if cfg.is_span:
             self._heads = CompiledForward(model, lambda m, f, st, ep, sp, sv, n: m.link(f, st, ep, sp, sv, n),
-                                          static_argnums=(5,))
+                                          static_argnums=(5,), mesh=self.mesh)
             # softmax ends: exactly one end per start, so M = S and ends + linking run as one program
             self._ends_link = CompiledForward(
                 model, lambda m, f, sp, pm, syp, syv, s, lt: {**(b := m.ends(f, sp, pm, s, lt, False)),
                                                               **m.link(f, b["starts"], b["end_pred"], syp, syv, s)},
-                static_argnums=(5, 6))
+                static_argnums=(5, 6), mesh=self.mesh)
         else:
             self._heads = CompiledForward(
                 model, lambda m, f, st, ep, n, fr, fs, tp, tv, rp, rv, ps, po, pv, c: m.relate_pairs(
                     f, st, ep, n, fr, fs, tp, tv, rp, rv, ps, po, pv, c, with_logits=return_logits),
-                static_argnums=(3, 13))
+                static_argnums=(3, 13), mesh=self.mesh)
         self.pair_chunk = pair_chunk
         self.depth = depth
         if max_mentions < 1:
@@ -154,9 +166,17 @@ class Reader:
         cfg, model, tok, tok_cfg = load_reader(folder, dtype=dtype)
         return cls(cfg, model, tok, tok_cfg, **kwargs)
 
+    def _placed(self, model: SpanReader | TripletReader) -> SpanReader | TripletReader:
+        nnx.update(model, sharding.replicate(nnx.state(model), self.mesh))
+        return model
+
+    def _rows(self, *arrays: np.ndarray) -> tuple[Any, ...]:
+        """Per-row host arrays [B, ...] of a batch: split over the data-parallel devices (as they are without)."""
+        return arrays if self.mesh is None else tuple(sharding.shard_rows(a, self.mesh) for a in arrays)
+
     def update_model(self, model: SpanReader | TripletReader) -> None:
         """Use new weights (same structure, e.g. during training) in every compiled stage, without recompiling."""
-        self.model = model
+        self.model = model if self.mesh is None else self._placed(model)
         for stage in vars(self).values():
             if isinstance(stage, CompiledForward):
                 stage.update(model)
@@ -238,6 +258,7 @@ class Reader:
         tt = self._pad(rows, layout, "token_type_ids", 0, np.int32)
         pm = self._pad(rows, layout, "prediction_mask", True, bool)
         self.shapes.add("encode", (n_rows, length))
+        ids, attn, tt, pm = self._rows(ids, attn, tt, pm)
         a = self._encode(ids, attn, tt, pm)
         text_len = bk.text_len(max(len(r.text) for r in rows) + 1, length)
         num_starts = yield a["num_starts"]
@@ -245,7 +266,7 @@ class Reader:
         triplet = not self.cfg.is_span
         if self.cfg.is_span and not self.cfg.binary_end_logits:
             c_sym = bk.count(max(int(r.special_symbols_mask.sum()) for r in rows))
-            sym_pos, sym_valid = self._positions([r.special_symbols_mask for r in rows], layout, c_sym)
+            sym_pos, sym_valid = self._rows(*self._positions([r.special_symbols_mask for r in rows], layout, c_sym))
             self.shapes.add("ends+heads", (n_rows, length, n_starts, text_len, c_sym))
             out = self._ends_link(a["features"], a["start_pred"], pm, sym_pos, sym_valid, n_starts, text_len)
             host = yield {**{k: v for k, v in a.items() if k != "features"}, **out}
@@ -261,14 +282,14 @@ class Reader:
             n_ment = self.max_mentions
         if self.cfg.is_span:
             c_sym = bk.count(max(int(r.special_symbols_mask.sum()) for r in rows))
-            sym_pos, sym_valid = self._positions([r.special_symbols_mask for r in rows], layout, c_sym)
+            sym_pos, sym_valid = self._rows(*self._positions([r.special_symbols_mask for r in rows], layout, c_sym))
             self.shapes.add("heads", (n_rows, length, n_starts, text_len, n_ment, c_sym))
             c_out = self._heads(a["features"], b_out["starts"], b_out["end_pred"], sym_pos, sym_valid, n_ment)
         else:
             n_t = bk.count(max(int(r.entity_symbols_mask.sum()) for r in rows))
             n_r = bk.count(max(int(r.relation_symbols_mask.sum()) for r in rows))
-            tp, tv = self._positions([r.entity_symbols_mask for r in rows], layout, n_t)
-            rp, rv = self._positions([r.relation_symbols_mask for r in rows], layout, n_r)
+            tp, tv = self._rows(*self._positions([r.entity_symbols_mask for r in rows], layout, n_t))
+            rp, rv = self._rows(*self._positions([r.relation_symbols_mask for r in rows], layout, n_r))
             flat = flat_pairs(np.minimum(counts, n_ment), self.pair_chunk)
             self.shapes.add("heads", (n_rows, length, n_starts, text_len, n_ment, len(flat.row), len(flat.subj),
                                       n_t, n_r))

@@ -11,6 +11,10 @@ per (batch bucket, length bucket). Questions: `max_length` = tokenizer `model_ma
 Passages: reference `create-index` default `max_length=64`.
 
 Shapes: input_ids / attention_mask / token_type_ids [B, L] int32 → pooled [B, H] float32.
+
+`Retriever(..., devices=4)` (devices, or a `jax.sharding.Mesh` with a "data" axis) encodes data-parallel: the
+encoder replicated, each padded batch (rows a multiple of the device count) split row-wise (engine/sharding.py).
+The index shards its rows over the devices by itself (`DocumentIndex(devices=...)`).
 """
 
 from __future__ import annotations
@@ -25,9 +29,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax.sharding import Mesh
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from tokenizers import Tokenizer
 
+from relik_jax.engine import sharding
 from relik_jax.engine.buckets import batch_bucket, length_bucket
 from relik_jax.engine.compiled import CompiledForward
 from relik_jax.io import hf_io
@@ -131,18 +137,20 @@ def padded_batches(
     batch_size: int,
     buckets: Sequence[int] = LENGTH_BUCKETS,
     sort: bool = True,
+    multiple: int = 1,
 ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
     """Group (ids, type_ids) pairs into padded batches: yields (positions [b], arrays [B_bucket, L_bucket]).
 
     Sorted by length (less padding; results are mapped back by position). Padding rows have an all-zero mask
     and
-    are dropped by the caller through `positions`.
+    are dropped by the caller through `positions`. Padded row counts are multiples of `multiple` (data-parallel
+    devices).
     """
     order = np.argsort([len(e[0]) for e in encodings], kind="stable") if sort else np.arange(len(encodings))
     for start in range(0, len(order), batch_size):
         positions = order[start : start + batch_size]
         rows = [encodings[i] for i in positions]
-        ids, mask, types = pad_encodings(rows, batch_bucket(len(rows), batch_size), buckets)
+        ids, mask, types = pad_encodings(rows, batch_bucket(len(rows), batch_size, multiple), buckets)
         yield positions, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
 
 
@@ -162,7 +170,11 @@ class Retriever:
         batch_size: int = 32,
         passage_batch_size: int = 512,
         length_buckets: Sequence[int] = LENGTH_BUCKETS,
+        devices: Mesh | int | Sequence[Any] | None = None,
     ):
+        self.mesh = None if devices is None else sharding.data_mesh(devices)
+        if self.mesh is not None:  # one replicated copy of the weights
+            nnx.update(encoder, sharding.replicate(nnx.state(encoder), self.mesh))
         self.encoder = encoder
         self.config: BertConfig = encoder.config
         limit = self.config.max_position_embeddings
@@ -176,7 +188,7 @@ class Retriever:
         self.tokenizer.no_padding()
         self.tokenizer.no_truncation()
         self.index = index
-        self.forward = CompiledForward(encoder)
+        self.forward = CompiledForward(encoder, mesh=self.mesh)
 
     @classmethod
     def from_pretrained(
@@ -189,10 +201,14 @@ class Retriever:
         **kwargs: Any,
     ) -> Retriever:
         """Encoder folder (reference or plain HF BERT) + optional index folder (ours or the reference
-        layout)."""
+        layout). With `devices=` (data-parallel encoding) the index rows are sharded over this process's devices
+        of the mesh unless `index_kwargs` names other devices."""
         _, encoder = load_encoder(encoder_folder, dtype=dtype)
         kwargs.setdefault("question_max_length", model_max_length(encoder_folder))
         index = None
+        if kwargs.get("devices") is not None:
+            kwargs["devices"] = sharding.data_mesh(kwargs["devices"])
+            index_kwargs = {"devices": sharding.local_devices(kwargs["devices"]), **(index_kwargs or {})}
         if index_folder is not None:
             loader = (
                 DocumentIndex.load
@@ -204,6 +220,8 @@ class Retriever:
 
     def update_encoder(self, encoder: GoldenRetrieverModel) -> None:
         """Use new weights (e.g. during training) without recompiling."""
+        if self.mesh is not None:
+            nnx.update(encoder, sharding.replicate(nnx.state(encoder), self.mesh))
         self.encoder = encoder
         self.forward.update(encoder)
 
@@ -239,13 +257,12 @@ class Retriever:
         if not len(texts):
             return out
         encodings = self.tokenize(texts, text_pair, max_length)
-        batches = padded_batches(encodings, batch_size, self.length_buckets)
+        batches = padded_batches(encodings, batch_size, self.length_buckets, multiple=sharding.data_size(self.mesh))
+        place = jnp.asarray if self.mesh is None else (lambda a: sharding.shard_rows(a, self.mesh))
         pending: list[tuple[np.ndarray, jax.Array]] = []
         with _progress(progress, len(texts)) as advance:
             for positions, arrays in batches:
-                pooled = self.forward(
-                    *(jnp.asarray(arrays[k]) for k in ("input_ids", "attention_mask", "token_type_ids"))
-                )
+                pooled = self.forward(*(place(arrays[k]) for k in ("input_ids", "attention_mask", "token_type_ids")))
                 pending.append((positions, pooled))
                 if len(pending) > 2:  # keep a couple of batches in flight (async dispatch), then copy out
                     done_pos, done = pending.pop(0)

@@ -5,6 +5,11 @@
 
 The dev split is read every `eval_every` steps by an inference `Reader` sharing the trained weights; the best dev
 model (`select_metric`, ties: the later one) is kept in `best/` (our reader format) and tested at the end.
+
+`config.devices` (0: one device) makes the step and the evaluation data-parallel over that many local devices
+(-1: all): batches padded to a multiple of the device count, split row-wise, gradients reduced by XLA
+(training/trainer.py, engine/sharding.py). The loop runs in one process; several hosts train with `Trainer` over
+a `jax.distributed` mesh, each process passing its rows of the global batch (`sharding.process_rows`).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from relik_jax.data.jsonl import write_jsonl
+from relik_jax.engine import sharding
 from relik_jax.engine.buckets import Buckets, ShapeLog
 from relik_jax.engine.executor import prefetch
 from relik_jax.evaluation.reader_eval import (
@@ -55,13 +61,13 @@ def train_reader(config: ml_collections.ConfigDict, workdir: str | Path) -> dict
     cfg, trainer, tokenizer, tok_cfg, splits, stream = (setup.cfg, setup.trainer, setup.tokenizer, setup.tok_cfg,
                                                          setup.splits, setup.stream)
     log("data: " + ", ".join(f"{k} {len(v)} windows" for k, v in splits.items()))
-    resumed = setup.resumed
+    resumed, mesh = setup.resumed, setup.mesh
     metrics_log = MetricsLog(workdir / "metrics.jsonl")
     state_path = workdir / "best_state.json"
     best = json.loads(state_path.read_text()) if resumed and state_path.is_file() else {"step": -1, "value": -1.0}
     if resumed:
         log(f"resumed from step {trainer.step}")
-    reader = eval_reader(cfg, trainer.model(), tokenizer, config)
+    reader = eval_reader(cfg, trainer.model(), tokenizer, config, devices=mesh)
 
     shapes = ShapeLog()
     timing = {"eval": 0.0, "first_step": 0.0, "host": 0.0}
@@ -125,7 +131,8 @@ def train_reader(config: ml_collections.ConfigDict, workdir: str | Path) -> dict
 class TrainingSetup:
     """What a reader training run steps through: the model's config, its `Trainer` (restored from the workdir's
     latest checkpoint when there is one), tokenizer, splits and the endless stream of training batches (prepared
-    `config.prefetch` batches ahead in a background thread, at the trainer's step)."""
+    `config.prefetch` batches ahead in a background thread, at the trainer's step); `mesh`: the data-parallel mesh
+    of `config.devices` (None: one device)."""
 
     cfg: ReaderConfig
     trainer: Trainer
@@ -134,6 +141,7 @@ class TrainingSetup:
     splits: Splits
     stream: Iterator[dict[str, np.ndarray]]
     resumed: bool
+    mesh: Any = None
 
 
 def training_setup(config: ml_collections.ConfigDict, workdir: str | Path | None = None) -> TrainingSetup:
@@ -141,15 +149,28 @@ def training_setup(config: ml_collections.ConfigDict, workdir: str | Path | None
     cfg, model, tokenizer, tok_cfg = build_training_reader(config)
     info = dataclasses.replace(TokenizerInfo.from_tokenizer(tokenizer), model_max_length=config.max_length)
     splits = limit_splits(load_splits(config), config)
-    buckets = Buckets(seq_lens=tuple(config.seq_lens), token_budget=config.token_batch_size, max_rows=config.max_rows)
-    trainer = Trainer(model, reader_optimizer(config, model), loss_fn)
+    mesh = training_mesh(config)
+    buckets = Buckets(seq_lens=tuple(config.seq_lens), token_budget=config.token_batch_size, max_rows=config.max_rows,
+                      row_multiple=sharding.data_size(mesh))
+    trainer = Trainer(model, reader_optimizer(config, model), loss_fn, mesh=mesh)
     resumed = trainer.restore_latest(workdir) if workdir is not None else False
     stream = train_batches(splits["train"], cfg, config, tokenizer, info, buckets)
     for _ in range(trainer.step):  # replay the data stream to the resumed position (host work only)
         next(stream)
     # the host builds batch n+1 (examples, collation) while the device runs step n
     stream = prefetch(stream, depth=int(config.get("prefetch", 2)))
-    return TrainingSetup(cfg, trainer, tokenizer, tok_cfg, splits, stream, resumed)
+    return TrainingSetup(cfg, trainer, tokenizer, tok_cfg, splits, stream, resumed, mesh)
+
+
+def training_mesh(config: ml_collections.ConfigDict) -> Any:
+    """The data-parallel mesh of `config.devices` (0 / missing: None, one device; -1: every local device)."""
+    n = int(config.get("devices", 0) or 0)
+    if n == 0:
+        return None
+    if jax.process_count() > 1:
+        raise NotImplementedError("train_reader runs in one process; across hosts use Trainer(mesh=...) with "
+                                  "sharding.process_rows (tests/training/data_parallel_run.py)")
+    return sharding.data_mesh(jax.local_devices() if n < 0 else n)
 
 
 def limit_splits(splits: Splits, config: ml_collections.ConfigDict) -> Splits:

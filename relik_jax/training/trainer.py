@@ -4,6 +4,13 @@
   and LayerNorm scales, and optional layer-wise learning-rate decay (Clark et al., 2020, as the paper's Table 4).
 - `Trainer`: the functional step (`nnx.split` once; a plain `jax.jit` step over (params, opt_state, rest) with
   donated buffers), orbax checkpoints with resume, a JSONL metrics log and a loss plot.
+
+Data parallelism (`Trainer(..., mesh=4)`, engine/sharding.py): parameters, optimizer state and RNG state are
+replicated over the mesh, each batch is split row-wise over its "data" axis, and the step is the same program
+over the global batch, so XLA reduces the gradients across devices (and processes under jax.distributed, where
+each process passes its own rows of the global batch: `sharding.process_rows`). Checkpoints hold whole arrays;
+`restore_latest` places them as the current trainer's arrays are placed, so a run saved on 4 devices resumes on
+1 or 2.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from relik_jax.engine import sharding
 from relik_jax.extras import missing_extra
 
 _LAYER = re.compile(r"(?:^|\.)layer\.(\d+)\.")
@@ -144,13 +152,20 @@ class Trainer:
     """Functional training loop state for an NNX model.
 
     `loss_fn(model, batch) -> (loss, aux_dict)` is traced once per batch shape (batches come padded to buckets).
+    `mesh`: None (one device) or the data-parallel devices (an int, devices or a Mesh with a "data" axis); batch
+    rows must then be a multiple of the device count (`Buckets(row_multiple=...)`).
     """
 
     def __init__(self, model: nnx.Module, tx: optax.GradientTransformation,
-                 loss_fn: Callable[[nnx.Module, dict[str, Any]], tuple[jax.Array, dict[str, jax.Array]]]):
+                 loss_fn: Callable[[nnx.Module, dict[str, Any]], tuple[jax.Array, dict[str, jax.Array]]],
+                 *, mesh: Any = None):
         self.graphdef, self.params, self.rest = nnx.split(model, nnx.Param, ...)
+        self.mesh = None if mesh is None else sharding.data_mesh(mesh)
         self.tx = tx
         self.opt_state = tx.init(self.params)
+        if self.mesh is not None:
+            self.params, self.opt_state, self.rest = sharding.replicate((self.params, self.opt_state, self.rest),
+                                                                         self.mesh)
         self.step = 0
         graphdef = self.graphdef
 
@@ -165,9 +180,18 @@ class Trainer:
             new_rest = nnx.state(model, nnx.Not(nnx.Param))
             return params, opt_state, new_rest, {"loss": loss, "grad_norm": optax.global_norm(grads), **aux}
 
-        self._step = jax.jit(train_step, donate_argnums=(0, 1, 2))
+        if self.mesh is None:
+            self._step = jax.jit(train_step, donate_argnums=(0, 1, 2))
+        else:  # state replicated in and out; the batch split row-wise; XLA all-reduces the gradients
+            repl = sharding.replicated(self.mesh)
+            self._step = jax.jit(train_step, donate_argnums=(0, 1, 2),
+                                 in_shardings=(repl, repl, repl, sharding.batch_sharding(self.mesh)),
+                                 out_shardings=repl)
 
     def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
+        """One optimizer step on `batch` ({name: [B, ...]}; with a multi-process mesh, this process's rows)."""
+        if self.mesh is not None:
+            batch = sharding.shard_batch(batch, self.mesh)
         self.params, self.opt_state, self.rest, metrics = self._step(self.params, self.opt_state, self.rest, batch)
         self.step += 1
         return metrics
