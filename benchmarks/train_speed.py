@@ -164,6 +164,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 log(f"{side} {'warm-up' if r == 0 else f'round {r}/{a.rounds}'}: {n} steps in {res['wall_s']:.1f} s "
                     f"(median {statistics.median(res['step_s']):.3f} s/step, load {la:.2f})")
     finally:
+        ours.setup.stream.close()
         if ref:
             ref.close()
     result: dict[str, Any] = {}
