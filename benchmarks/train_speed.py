@@ -14,8 +14,9 @@ Both sides run the same steps of the same plan (same examples per step, each sid
 `--warmup` steps first, then `--rounds` rounds of `--block` steps, ours then the reference's, alternating (never
 both at once: on a shared machine a change of load hits both alike; the load average is printed beside each
 block). A step's time is its wall time: batch from the stream + forward, backward and update, waited for
-(`block_until_ready` on ours). Ours compiles once per batch shape: a step with a new shape is counted as compile
-time (that step's time minus the median step) and left out of the medians. Writes `--out` (JSON).
+(`block_until_ready` on ours); its CPU seconds (all threads of the process) are reported beside it, a measure
+that a busy machine disturbs less than wall time. Ours compiles once per batch shape: a step with a new shape is
+counted as compile time (that step's time minus the median step) and left out of the medians. Writes `--out`.
 """
 
 from __future__ import annotations
@@ -66,14 +67,15 @@ class Ours:
         self.shapes: set[tuple] = set()
 
     def steps(self, n: int) -> dict[str, list]:
-        out: dict[str, list] = {"step_s": [], "new_shape": [], "loss": []}
+        out: dict[str, list] = {"step_s": [], "cpu_s": [], "new_shape": [], "loss": []}
         for _ in range(n):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             batch = next(self.setup.stream)
             key = batch_shape(batch)
             metrics = self.setup.trainer.train_step(batch)
             jax.block_until_ready(metrics)
             out["step_s"].append(time.perf_counter() - t)
+            out["cpu_s"].append(time.process_time() - c)
             out["new_shape"].append(key not in self.shapes)
             out["loss"].append(float(metrics["loss"]))
             self.shapes.add(key)
@@ -100,8 +102,8 @@ class Reference:
         self.proc.stdin.write(json.dumps({"steps": n}) + "\n")
         self.proc.stdin.flush()
         r = self._read()
-        return {"step_s": [h + s for h, s in zip(r["host_s"], r["step_s"], strict=True)], "loss": r["loss"],
-                "host_s": r["host_s"]}
+        return {"step_s": [h + s for h, s in zip(r["host_s"], r["step_s"], strict=True)], "cpu_s": r["cpu_s"],
+                "loss": r["loss"], "host_s": r["host_s"]}
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -162,17 +164,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 log(f"{side} {'warm-up' if r == 0 else f'round {r}/{a.rounds}'}: {n} steps in {res['wall_s']:.1f} s "
                     f"(median {statistics.median(res['step_s']):.3f} s/step, load {la:.2f})")
     finally:
+        ours.setup.stream.close()
         if ref:
             ref.close()
     result: dict[str, Any] = {}
     for side, rs in runs.items():
-        timed = [(s, rs_i.get("new_shape", [False] * len(rs_i["step_s"]))[k])
-                 for rs_i in rs[1:] for k, s in enumerate(rs_i["step_s"])]
-        steady = [s for s, new in timed if not new]
+        timed = [(s, c, rs_i.get("new_shape", [False] * len(rs_i["step_s"]))[k])
+                 for rs_i in rs[1:] for k, (s, c) in enumerate(zip(rs_i["step_s"], rs_i["cpu_s"], strict=True))]
+        steady = [s for s, _, new in timed if not new]
+        steady_cpu = [c for _, c, new in timed if not new]
         med = statistics.median(steady)
         compiles = [s - med for rs_i in rs for s, new in zip(rs_i["step_s"], rs_i.get("new_shape", []), strict=False)
                     if new]
-        result[side] = {**summary(steady), "compiles": len(compiles), "compile_s": float(sum(compiles)),
+        result[side] = {**summary(steady), "cpu_median_s": statistics.median(steady_cpu),
+                        "compiles": len(compiles), "compile_s": float(sum(compiles)),
                         "warmup_s": rs[0]["wall_s"], "blocks": rs}
     ratio = result["reference"]["median_s"] / result["ours"]["median_s"] if ref else None
     meta = {"created": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -184,11 +189,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "jax": jax.__version__, "warmup": a.warmup, "rounds": a.rounds, "block": a.block}
     lines = [f"Reader training, CoNLL04 :{a.config} (MiniLM, 1024-token batches); {os.cpu_count()} cores, "
              f"load avg {load_before[0]:.2f} before, {meta['loadavg_after'][0]:.2f} after",
-             f"{'side':<10} {'s/step median':>14} {'p10-p90':>15} {'steps/s':>8} {'timed':>6} {'compiles':>9} "
-             f"{'compile s':>10}"]
+             f"{'side':<10} {'s/step median':>14} {'p10-p90':>15} {'steps/s':>8} {'CPU s/step':>11} {'timed':>6} "
+             f"{'compiles':>9} {'compile s':>10}"]
     for side, res in result.items():
         lines.append(f"{side:<10} {res['median_s']:>14.3f} {res['p10_s']:>7.3f}-{res['p90_s']:<7.3f} "
-                     f"{res['steps_per_s']:>8.2f} {res['steps']:>6} {res['compiles']:>9} {res['compile_s']:>10.1f}")
+                     f"{res['steps_per_s']:>8.2f} {res['cpu_median_s']:>11.3f} {res['steps']:>6} {res['compiles']:>9} "
+                     f"{res['compile_s']:>10.1f}")
     if ratio:
         lines.append(f"ours / reference steps/s: {ratio:.2f}x (medians; per-block loads "
                      f"{[round(b['loadavg_1m'], 2) for b in runs['ours'][1:]]} / "

@@ -9,8 +9,9 @@ relik 1.0.7's `RelikReaderREModel` on all-MiniLM-L6-v2 with the heads, losses an
 parameter groups under torch AdamW; `train_data` is its own `RelikREDataset` stream with flips, on our batch plan;
 `train_step` is one optimisation step), from the companion's `export` in EXPORT_DIR. After setup it answers one
 JSON line `{"ready": true, "setup_s", "threads", "versions"}`, then serves commands, one JSON line each on stdin:
-- `{"steps": K}`: the next K steps; answers `{"host_s": [...], "step_s": [...], "loss": [...]}` (per step: the
-  batch from the stream, then forward + backward + clipping + AdamW + schedule);
+- `{"steps": K}`: the next K steps; answers `{"host_s": [...], "step_s": [...], "cpu_s": [...], "loss": [...]}`
+  (per step: the batch from the stream, then forward + backward + clipping + AdamW + schedule; CPU seconds of all
+  the process's threads for both);
 - `{"quit": true}`.
 """
 
@@ -53,16 +54,17 @@ def main() -> None:
         cmd = json.loads(line)
         if cmd.get("quit"):
             break
-        host, step, loss = [], [], []
+        host, step, cpu, loss = [], [], [], []
         for _ in range(int(cmd["steps"])):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             batch = next(stream)
             t1 = time.perf_counter()
             out, _ = rt.train_step(a, reader, optimizer, scheduler, batch)
             loss.append(float(out["loss"]))  # the step is synchronous on CPU; this only reads the scalar
             host.append(t1 - t0)
             step.append(time.perf_counter() - t1)
-        answer({"host_s": host, "step_s": step, "loss": loss})
+            cpu.append(time.process_time() - c0)
+        answer({"host_s": host, "step_s": step, "cpu_s": cpu, "loss": loss})
 
 
 if __name__ == "__main__":

@@ -47,8 +47,9 @@ def precision(dtype: jnp.dtype) -> jax.lax.Precision:
 
 
 def gelu(x: jax.Array) -> jax.Array:
-    """Exact (erf) GELU, as HF `gelu` / torch.nn.GELU()."""
-    return jax.nn.gelu(x, approximate=False)
+    """Exact (erf) GELU in torch's form, `x / 2 * (1 + erf(x / sqrt(2)))` (HF `gelu`, torch.nn.GELU()): one erf
+    where `jax.nn.gelu(approximate=False)` evaluates erfc and an exponential (2.6x the forward time on CPU)."""
+    return 0.5 * x * (1.0 + jax.lax.erf(x * jnp.asarray(0.7071067811865476, x.dtype)))
 
 
 ACTIVATIONS = {
@@ -66,10 +67,24 @@ def activation(name: str):
         raise ValueError(f"unsupported activation {name!r}: expected one of {sorted(ACTIVATIONS)}") from None
 
 
-def linear(din: int, dout: int, *, dtype: jnp.dtype, rngs: nnx.Rngs, use_bias: bool = True) -> nnx.Linear:
+class Linear(nnx.Linear):
+    """`nnx.Linear` applied to a 2-D [rows, din] view of its input (same parameters, same result).
+
+    Why: XLA:CPU lowers the kernel gradient of a [B, L, din] x [din, dout] dot (a contraction over two dims) as a
+    transposing elementwise fusion plus a slow dot: a MiniLM-sized dense + GELU ran forward + backward 6x slower
+    (103 ms vs 17 ms at [8, 128, 384] x [384, 1536], measured) than on the 2-D view, where both gradients are plain
+    GEMMs. Training steps are mostly these gradients."""
+
+    def __call__(self, inputs: jax.Array, out_sharding=None) -> jax.Array:  # noqa: ANN001 (nnx's signature)
+        lead = inputs.shape[:-1]
+        y = super().__call__(inputs.reshape(-1, inputs.shape[-1]), out_sharding=out_sharding)
+        return y.reshape(*lead, y.shape[-1])
+
+
+def linear(din: int, dout: int, *, dtype: jnp.dtype, rngs: nnx.Rngs, use_bias: bool = True) -> Linear:
     # torch.nn.Linear-like init is irrelevant for converted weights; normal(0.02) matches HF's BERT/DeBERTa init.
-    return nnx.Linear(din, dout, use_bias=use_bias, dtype=dtype, param_dtype=wide(dtype), precision=precision(dtype),
-                      kernel_init=nnx.initializers.normal(0.02), rngs=rngs)
+    return Linear(din, dout, use_bias=use_bias, dtype=dtype, param_dtype=wide(dtype), precision=precision(dtype),
+                  kernel_init=nnx.initializers.normal(0.02), rngs=rngs)
 
 
 def layer_norm(dim: int, eps: float, *, rngs: nnx.Rngs, dtype: jnp.dtype = jnp.float32) -> nnx.LayerNorm:
@@ -82,9 +97,36 @@ def embed(num: int, dim: int, *, rngs: nnx.Rngs, dtype: jnp.dtype = jnp.float32)
     return nnx.Embed(num, dim, param_dtype=wide(dtype), embedding_init=nnx.initializers.normal(0.02), rngs=rngs)
 
 
-def dropout(rate: float, *, rngs: nnx.Rngs) -> nnx.Dropout:
+class Dropout(nnx.Dropout):
+    """`nnx.Dropout` with a cheaper mask: keep where 32 random bits >= rate * 2**32 (Bernoulli(1 - rate) to 2**-32,
+    finer than the float uniform's 2**-23), the bits from JAX's classic threefry on CPU. Same distribution as
+    nnx's masks, not the same draws; ~3x faster on CPU (a [8, 12, 128, 128] attention mask with its select: 3.9 ms
+    vs 11.5 ms, measured), where masks were ~20% of a MiniLM training step. Accelerators keep the partitionable
+    threefry, which shards with the inputs."""
+
+    def __call__(self, inputs: jax.Array, *, deterministic: bool | None = None,
+                 rngs: nnx.Rngs | nnx.RngStream | jax.Array | None = None) -> jax.Array:
+        deterministic = self.deterministic if deterministic is None else deterministic
+        if self.rate == 0.0 or deterministic:
+            return inputs
+        if self.rate == 1.0:
+            return jnp.zeros_like(inputs)
+        rngs = self.rngs if rngs is None else rngs
+        if rngs is None:
+            raise ValueError("Dropout is not deterministic but has no rngs")
+        key = rngs[self.rng_collection]() if isinstance(rngs, nnx.Rngs) else rngs() if isinstance(
+            rngs, nnx.RngStream) else rngs
+        shape = tuple(1 if d in self.broadcast_dims else n for d, n in enumerate(inputs.shape))
+        with jax.threefry_partitionable(jax.default_backend() != "cpu"):
+            bits = jax.random.bits(key, shape, jnp.uint32)
+        keep = bits >= jnp.uint32(min(round(self.rate * 2**32), 2**32 - 1))
+        keep_prob = 1.0 - self.rate
+        return jax.lax.select(jnp.broadcast_to(keep, inputs.shape), inputs / keep_prob, jnp.zeros_like(inputs))
+
+
+def dropout(rate: float, *, rngs: nnx.Rngs) -> Dropout:
     # Inference by default; training code switches modules on with `model.train()`.
-    return nnx.Dropout(rate, deterministic=True, rngs=rngs)
+    return Dropout(rate, deterministic=True, rngs=rngs)
 
 
 class DenseResidualNorm(nnx.Module):

@@ -128,10 +128,12 @@ class PoolerEndLogits(nnx.Module):
         k = self.dense_0.kernel.get_value().astype(self.dtype)
         b = self.dense_0.bias.get_value()
         acc, prec = layers.wide(self.dtype), layers.precision(self.dtype)
-        pos = jnp.einsum("blh,hk->blk", h.astype(self.dtype), k[: self.hidden], preferred_element_type=acc,
-                         precision=prec)
-        start = jnp.einsum("bsh,hk->bsk", h_start.astype(self.dtype), k[self.hidden:], preferred_element_type=acc,
-                           precision=prec)
+
+        def dense(x: jax.Array, w: jax.Array) -> jax.Array:  # on a 2-D view: see layers.Linear
+            y = jnp.dot(x.reshape(-1, x.shape[-1]).astype(self.dtype), w, preferred_element_type=acc, precision=prec)
+            return y.reshape(*x.shape[:-1], w.shape[-1])
+
+        pos, start = dense(h, k[: self.hidden]), dense(h_start, k[self.hidden:])
         x = jnp.tanh(pos[:, None] + start[:, :, None] + b)
         return self.dense_1(self.LayerNorm(x)).astype(layers.wide(self.dtype))
 

@@ -105,6 +105,7 @@ def train_reader(config: ml_collections.ConfigDict, workdir: str | Path) -> dict
         if itstime(step, config.checkpoint_every, config.num_steps):
             trainer.save(workdir)
     train_s = time.perf_counter() - t_train
+    stream.close()  # stops the prefetch thread
     metrics_log.plot(workdir / "metrics.png")
     if best["step"] < 0:  # no evaluation ran: the final model is the one we keep
         save_reader(workdir / "best", cfg, trainer.model(), tokenizer, tok_cfg)
