@@ -29,19 +29,20 @@ __all__ = ["DATA", "batch_sharding", "data_mesh", "data_size", "local_devices", 
 
 def data_mesh(devices: Mesh | int | Sequence[jax.Device] | None = None) -> Mesh:
     """A one-axis ("data") mesh: a Mesh is returned as is (it must have a "data" axis); an int takes the first n
-    of `jax.devices()`; a sequence of devices, those; None, every device (all processes' under jax.distributed)."""
+    of this process's devices (`jax.local_devices()`); a sequence of devices, those; None, every device (all
+    processes' under jax.distributed)."""
     if isinstance(devices, Mesh):
         if DATA not in devices.axis_names:
             raise ValueError(f"a data-parallel mesh needs a {DATA!r} axis, got axes {devices.axis_names}")
         return devices
-    every = jax.devices()
     if devices is None:
-        chosen = every
+        chosen = jax.devices()
     elif isinstance(devices, int):
-        if not 1 <= devices <= len(every):
-            raise ValueError(f"devices={devices}: this process sees {len(every)} device(s) ({every[0].platform}); "
+        local = jax.local_devices()
+        if not 1 <= devices <= len(local):
+            raise ValueError(f"devices={devices}: this process has {len(local)} device(s) ({local[0].platform}); "
                              "on CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N makes N")
-        chosen = every[:devices]
+        chosen = local[:devices]
     else:
         chosen = list(devices)
         if not chosen:

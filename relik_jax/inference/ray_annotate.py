@@ -313,7 +313,8 @@ def annotate_corpus(model: str | Path, src: str | Path, dst: str | Path, *, addr
         cause = _find_resume_error(err)
         if cause is None:
             raise
-        raise ResumeError(str(cause).strip().splitlines()[-1].removeprefix("ResumeError: ")) from None
+        message = re.search(r"ResumeError: (.+)", str(cause))  # Ray's text holds the remote traceback and hints
+        raise ResumeError(message.group(1) if message else str(cause)) from None
     report.seconds = time.perf_counter() - t0
     return report
 
