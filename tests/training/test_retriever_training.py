@@ -60,6 +60,8 @@ def _tiny_trainer(**overrides) -> RetrieverTrainer:
         num_attention_heads=4,
         intermediate_size=64,
         max_position_embeddings=64,
+        hidden_dropout_prob=0.0,  # no dropout: the loss of the repeated batch is deterministic, not a random draw
+        attention_probs_dropout_prob=0.0,
     )
     model = GoldenRetrieverModel(cfg, rngs=nnx.Rngs(0))
     retriever = Retriever(
