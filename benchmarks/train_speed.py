@@ -138,12 +138,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--export", type=Path, default=None, help="the companion's export folder (default: cached)")
     p.add_argument("--no-reference", action="store_true")
     p.add_argument("--config", default="cpu", help="variant of configs/conll04.py")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a config field of ours (repeatable), e.g. --set train_pad_multiple=0")
     p.add_argument("--out", type=Path, default=RESULTS / "train_speed.json")
     a = p.parse_args(argv)
     from configs import conll04
 
     load_before = os.getloadavg()
     config = conll04.get_config(a.config)
+    for item in a.set:
+        key, value = item.split("=", 1)
+        config[key] = type(config[key])(value)
     config.num_steps = max(config.num_steps, a.warmup + a.rounds * a.block)
     ours = Ours(config)
     log(f"ours ready ({ours.setup_s:.1f} s)")
@@ -183,7 +188,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     meta = {"created": datetime.datetime.now().isoformat(timespec="seconds"),
             "command": " ".join(["train_speed.py", *(argv if argv is not None else sys.argv[1:])]),
             "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "loadavg_before": load_before, "loadavg_after": os.getloadavg(), "config": f"configs/conll04.py:{a.config}",
+            "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
+            "config": f"configs/conll04.py:{a.config}", "overrides": a.set,
             "reference_threads": ref.ready["threads"] if ref else None,
             "reference_versions": ref.ready["versions"] if ref else None,
             "jax": jax.__version__, "warmup": a.warmup, "rounds": a.rounds, "block": a.block}
