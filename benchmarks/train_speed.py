@@ -3,6 +3,7 @@
     python benchmarks/train_speed.py                          # 4 rounds of 25 steps per side after 10 warm-up steps
     python benchmarks/train_speed.py --rounds 6 --block 20 --out benchmarks/results/train_speed.json
     python benchmarks/train_speed.py --no-reference           # ours only
+    python benchmarks/train_speed.py --no-reference --profile # + where ours spends a step (host vs device, by source)
 
 Ours: the parts `train.py --config configs/conll04.py:cpu` trains with (`reader_train.training_setup`: MiniLM
 backbone + fresh heads, AdamW with layer-wise decay, the batch stream with its prefetch thread). The reference: the
@@ -22,10 +23,13 @@ counted as compile time (that step's time minus the median step) and left out of
 from __future__ import annotations
 
 import argparse
+import cProfile
 import datetime
+import io
 import json
 import os
 import platform
+import pstats
 import statistics
 import subprocess
 import sys
@@ -41,6 +45,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks.reference.reference_run import venv_python  # noqa: E402
+from benchmarks.xla_trace import profile_by_source  # noqa: E402
 from relik_jax import paths  # noqa: E402
 from relik_jax.training.reader_batching import batch_shape  # noqa: E402
 from relik_jax.training.reader_train import training_setup  # noqa: E402
@@ -80,6 +85,35 @@ class Ours:
             out["loss"].append(float(metrics["loss"]))
             self.shapes.add(key)
         return out
+
+
+def profile_ours(ours: Ours, steps: int) -> dict[str, Any]:
+    """Host vs device over `steps` steps (cProfile: time waiting for batches, dispatching, waiting for the device),
+    then the device step of the last batch by source line (benchmarks/xla_trace.py)."""
+    prof = cProfile.Profile()
+    host, total = [], []
+    batch: dict[str, Any] = {}
+    prof.enable()
+    for _ in range(steps):
+        t = time.perf_counter()
+        batch = next(ours.setup.stream)
+        host.append(time.perf_counter() - t)
+        jax.block_until_ready(ours.setup.trainer.train_step(batch))
+        total.append(time.perf_counter() - t)
+    prof.disable()
+    buf = io.StringIO()
+    pstats.Stats(prof, stream=buf).strip_dirs().sort_stats("cumulative").print_stats(15)
+    trainer = ours.setup.trainer
+    rows = profile_by_source(lambda: jax.block_until_ready(trainer.train_step(batch)),
+                             trainer.lowered(batch).compile().as_text())
+    by_source = [{"source": k, "ms": round(ms, 2), "share": round(share, 4)} for k, ms, share in rows[:30]]
+    print(f"ours, {steps} steps: waiting for the next batch {1e3 * statistics.fmean(host):.1f} ms/step of "
+          f"{1e3 * statistics.fmean(total):.0f} ms/step; device step of a {batch['input_ids'].shape} batch by source "
+          "(XLA thunk time; shares, overlapping on several cores):")
+    for r in by_source[:20]:
+        print(f"  {100 * r['share']:5.1f}%  {r['source']}")
+    return {"host_wait_s": statistics.fmean(host), "step_s": statistics.fmean(total), "cprofile": buf.getvalue(),
+            "batch_shape": list(batch["input_ids"].shape), "device_by_source": by_source}
 
 
 class Reference:
@@ -137,6 +171,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads of the reference")
     p.add_argument("--export", type=Path, default=None, help="the companion's export folder (default: cached)")
     p.add_argument("--no-reference", action="store_true")
+    p.add_argument("--profile", action="store_true", help="then profile 10 more steps of ours (host vs device, "
+                   "device time by source line)")
     p.add_argument("--config", default="cpu", help="variant of configs/conll04.py")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="override a config field of ours (repeatable), e.g. --set train_pad_multiple=0")
@@ -168,6 +204,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 runs[side].append(res)
                 log(f"{side} {'warm-up' if r == 0 else f'round {r}/{a.rounds}'}: {n} steps in {res['wall_s']:.1f} s "
                     f"(median {statistics.median(res['step_s']):.3f} s/step, load {la:.2f})")
+        profile = profile_ours(ours, 10) if a.profile else None
     finally:
         ours.setup.stream.close()
         if ref:
@@ -207,7 +244,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                      f"{[round(b['loadavg_1m'], 2) for b in runs['reference'][1:]]})")
     table = "\n".join(lines)
     print(table)
-    out = {**meta, "table": table, "speedup": ratio, "sides": result}
+    out = {**meta, "table": table, "speedup": ratio, "sides": result, "profile": profile}
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(out, indent=1) + "\n")
     log(f"wrote {a.out}")
