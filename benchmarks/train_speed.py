@@ -119,11 +119,13 @@ def profile_ours(ours: Ours, steps: int) -> dict[str, Any]:
 class Reference:
     """train_speed_reference.py under the reference venv (see its docstring)."""
 
-    def __init__(self, export: Path, threads: int) -> None:
+    def __init__(self, export: Path, threads: int, cores: set[int] | None = None) -> None:
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONNOUSERSITE": "1"}
         env.pop("PYTHONPATH", None)
+        env.pop("XLA_FLAGS", None)
         self.proc = subprocess.Popen([str(venv_python()), str(REFERENCE), str(export), "--threads", str(threads)],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+                                     preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None)
         self.ready = self._read()
 
     def _read(self) -> dict[str, Any]:
@@ -168,7 +170,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--warmup", type=int, default=10, help="untimed steps per side first")
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--block", type=int, default=25, help="steps per side per round")
-    p.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads of the reference")
+    p.add_argument("--threads", type=int, default=os.cpu_count(),
+                   help="threads of both sides: torch's; 1 pins both processes to one core and runs XLA single-threaded "
+                        "(on a busy machine this compares the two computations with less scheduling noise)")
     p.add_argument("--export", type=Path, default=None, help="the companion's export folder (default: cached)")
     p.add_argument("--no-reference", action="store_true")
     p.add_argument("--profile", action="store_true", help="then profile 10 more steps of ours (host vs device, "
@@ -180,6 +184,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     a = p.parse_args(argv)
     from configs import conll04
 
+    one_core = None
+    if a.threads == 1:  # both sides pinned to one core; XLA reads the flags when its CPU backend starts (below)
+        one_core = {min(os.sched_getaffinity(0))}
+        os.sched_setaffinity(0, one_core)
+        os.environ["XLA_FLAGS"] = " ".join([os.environ.get("XLA_FLAGS", ""), "--xla_cpu_multi_thread_eigen=false",
+                                            "intra_op_parallelism_threads=1"]).strip()
     load_before = os.getloadavg()
     config = conll04.get_config(a.config)
     for item in a.set:
@@ -188,7 +198,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     config.num_steps = max(config.num_steps, a.warmup + a.rounds * a.block)
     ours = Ours(config)
     log(f"ours ready ({ours.setup_s:.1f} s)")
-    ref = None if a.no_reference else Reference(export_dir(a.export), a.threads)
+    ref = None if a.no_reference else Reference(export_dir(a.export), a.threads, one_core)
     if ref:
         log(f"reference ready ({ref.ready['setup_s']:.1f} s, {ref.ready['threads']} torch threads)")
     sides: dict[str, Any] = {"ours": ours, **({"reference": ref} if ref else {})}
@@ -227,10 +237,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
             "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
             "config": f"configs/conll04.py:{a.config}", "overrides": a.set,
-            "reference_threads": ref.ready["threads"] if ref else None,
+            "threads": a.threads, "reference_threads": ref.ready["threads"] if ref else None,
             "reference_versions": ref.ready["versions"] if ref else None,
             "jax": jax.__version__, "warmup": a.warmup, "rounds": a.rounds, "block": a.block}
     lines = [f"Reader training, CoNLL04 :{a.config} (MiniLM, 1024-token batches); {os.cpu_count()} cores, "
+             f"{a.threads} thread(s) per side, "
              f"load avg {load_before[0]:.2f} before, {meta['loadavg_after'][0]:.2f} after",
              f"{'side':<10} {'s/step median':>14} {'p10-p90':>15} {'steps/s':>8} {'CPU s/step':>11} {'timed':>6} "
              f"{'compiles':>9} {'compile s':>10}"]
