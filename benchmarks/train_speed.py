@@ -171,8 +171,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--block", type=int, default=25, help="steps per side per round")
     p.add_argument("--threads", type=int, default=os.cpu_count(),
-                   help="threads of both sides: torch's; 1 pins both processes to one core and runs XLA single-threaded "
-                        "(on a busy machine this compares the two computations with less scheduling noise)")
+                   help="threads of both sides: torch's; 1 pins both processes to one core and runs XLA "
+                        "single-threaded (on a busy machine this compares the two computations with less noise)")
     p.add_argument("--export", type=Path, default=None, help="the companion's export folder (default: cached)")
     p.add_argument("--no-reference", action="store_true")
     p.add_argument("--profile", action="store_true", help="then profile 10 more steps of ours (host vs device, "
@@ -223,8 +223,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for side, rs in runs.items():
         timed = [(s, c, rs_i.get("new_shape", [False] * len(rs_i["step_s"]))[k])
                  for rs_i in rs[1:] for k, (s, c) in enumerate(zip(rs_i["step_s"], rs_i["cpu_s"], strict=True))]
-        steady = [s for s, _, new in timed if not new]
-        steady_cpu = [c for _, c, new in timed if not new]
+        # steps that compiled a new shape are left out (all of them only if every timed step was one: tiny runs)
+        steady = [s for s, _, new in timed if not new] or [s for s, _, _ in timed]
+        steady_cpu = [c for _, c, new in timed if not new] or [c for _, c, _ in timed]
         med = statistics.median(steady)
         compiles = [s - med for rs_i in rs for s, new in zip(rs_i["step_s"], rs_i.get("new_shape", []), strict=False)
                     if new]
