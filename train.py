@@ -18,11 +18,13 @@ import json
 import sys
 from pathlib import Path
 
+import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # `configs` and `relik_jax` from this checkout
 
+from relik_jax import paths  # noqa: E402
 from relik_jax.training.reader_train import train_reader  # noqa: E402
 from relik_jax.training.retriever_train import train_retriever  # noqa: E402
 
@@ -30,6 +32,9 @@ DEFAULT_CONFIG = str(Path(__file__).resolve().parent / "configs" / "tiny.py")
 config_flags.DEFINE_config_file("config", DEFAULT_CONFIG, "Training configuration file (path[:variant]).",
                                 lock_config=True)
 flags.DEFINE_string("workdir", "runs/tiny", "Directory for checkpoints, metrics and results.")
+flags.DEFINE_string("compile_cache", str(paths.CACHE / "xla-cache"),
+                    "Persistent XLA compilation cache: a rerun, a resumed run or another run with the same batch "
+                    "shapes loads its train steps instead of compiling them ('' = off).")
 FLAGS = flags.FLAGS
 
 
@@ -37,6 +42,9 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint operation at INFO
+    if FLAGS.compile_cache:
+        jax.config.update("jax_compilation_cache_dir", FLAGS.compile_cache)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
     config = FLAGS.config
     task = config.task
     if task in ("el", "re", "cie"):

@@ -3,6 +3,7 @@
     python benchmarks/train_speed.py                          # 4 rounds of 25 steps per side after 10 warm-up steps
     python benchmarks/train_speed.py --rounds 6 --block 20 --out benchmarks/results/train_speed.json
     python benchmarks/train_speed.py --no-reference           # ours only
+    python benchmarks/train_speed.py --no-reference --profile # + where ours spends a step (host vs device, by source)
 
 Ours: the parts `train.py --config configs/conll04.py:cpu` trains with (`reader_train.training_setup`: MiniLM
 backbone + fresh heads, AdamW with layer-wise decay, the batch stream with its prefetch thread). The reference: the
@@ -22,10 +23,13 @@ counted as compile time (that step's time minus the median step) and left out of
 from __future__ import annotations
 
 import argparse
+import cProfile
 import datetime
+import io
 import json
 import os
 import platform
+import pstats
 import statistics
 import subprocess
 import sys
@@ -41,6 +45,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks.reference.reference_run import venv_python  # noqa: E402
+from benchmarks.xla_trace import profile_by_source  # noqa: E402
 from relik_jax import paths  # noqa: E402
 from relik_jax.training.reader_batching import batch_shape  # noqa: E402
 from relik_jax.training.reader_train import training_setup  # noqa: E402
@@ -82,14 +87,45 @@ class Ours:
         return out
 
 
+def profile_ours(ours: Ours, steps: int) -> dict[str, Any]:
+    """Host vs device over `steps` steps (cProfile: time waiting for batches, dispatching, waiting for the device),
+    then the device step of the last batch by source line (benchmarks/xla_trace.py)."""
+    prof = cProfile.Profile()
+    host, total = [], []
+    batch: dict[str, Any] = {}
+    prof.enable()
+    for _ in range(steps):
+        t = time.perf_counter()
+        batch = next(ours.setup.stream)
+        host.append(time.perf_counter() - t)
+        jax.block_until_ready(ours.setup.trainer.train_step(batch))
+        total.append(time.perf_counter() - t)
+    prof.disable()
+    buf = io.StringIO()
+    pstats.Stats(prof, stream=buf).strip_dirs().sort_stats("cumulative").print_stats(15)
+    trainer = ours.setup.trainer
+    rows = profile_by_source(lambda: jax.block_until_ready(trainer.train_step(batch)),
+                             trainer.lowered(batch).compile().as_text())
+    by_source = [{"source": k, "ms": round(ms, 2), "share": round(share, 4)} for k, ms, share in rows[:30]]
+    print(f"ours, {steps} steps: waiting for the next batch {1e3 * statistics.fmean(host):.1f} ms/step of "
+          f"{1e3 * statistics.fmean(total):.0f} ms/step; device step of a {batch['input_ids'].shape} batch by source "
+          "(XLA thunk time; shares, overlapping on several cores):")
+    for r in by_source[:20]:
+        print(f"  {100 * r['share']:5.1f}%  {r['source']}")
+    return {"host_wait_s": statistics.fmean(host), "step_s": statistics.fmean(total), "cprofile": buf.getvalue(),
+            "batch_shape": list(batch["input_ids"].shape), "device_by_source": by_source}
+
+
 class Reference:
     """train_speed_reference.py under the reference venv (see its docstring)."""
 
-    def __init__(self, export: Path, threads: int) -> None:
+    def __init__(self, export: Path, threads: int, cores: set[int] | None = None) -> None:
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONNOUSERSITE": "1"}
         env.pop("PYTHONPATH", None)
+        env.pop("XLA_FLAGS", None)
         self.proc = subprocess.Popen([str(venv_python()), str(REFERENCE), str(export), "--threads", str(threads)],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+                                     preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None)
         self.ready = self._read()
 
     def _read(self) -> dict[str, Any]:
@@ -134,20 +170,35 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--warmup", type=int, default=10, help="untimed steps per side first")
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--block", type=int, default=25, help="steps per side per round")
-    p.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads of the reference")
+    p.add_argument("--threads", type=int, default=os.cpu_count(),
+                   help="threads of both sides: torch's; 1 pins both processes to one core and runs XLA "
+                        "single-threaded (on a busy machine this compares the two computations with less noise)")
     p.add_argument("--export", type=Path, default=None, help="the companion's export folder (default: cached)")
     p.add_argument("--no-reference", action="store_true")
+    p.add_argument("--profile", action="store_true", help="then profile 10 more steps of ours (host vs device, "
+                   "device time by source line)")
     p.add_argument("--config", default="cpu", help="variant of configs/conll04.py")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a config field of ours (repeatable), e.g. --set train_pad_multiple=0")
     p.add_argument("--out", type=Path, default=RESULTS / "train_speed.json")
     a = p.parse_args(argv)
     from configs import conll04
 
+    one_core = None
+    if a.threads == 1:  # both sides pinned to one core; XLA reads the flags when its CPU backend starts (below)
+        one_core = {min(os.sched_getaffinity(0))}
+        os.sched_setaffinity(0, one_core)
+        os.environ["XLA_FLAGS"] = " ".join([os.environ.get("XLA_FLAGS", ""), "--xla_cpu_multi_thread_eigen=false",
+                                            "intra_op_parallelism_threads=1"]).strip()
     load_before = os.getloadavg()
     config = conll04.get_config(a.config)
+    for item in a.set:
+        key, value = item.split("=", 1)
+        config[key] = type(config[key])(value)
     config.num_steps = max(config.num_steps, a.warmup + a.rounds * a.block)
     ours = Ours(config)
     log(f"ours ready ({ours.setup_s:.1f} s)")
-    ref = None if a.no_reference else Reference(export_dir(a.export), a.threads)
+    ref = None if a.no_reference else Reference(export_dir(a.export), a.threads, one_core)
     if ref:
         log(f"reference ready ({ref.ready['setup_s']:.1f} s, {ref.ready['threads']} torch threads)")
     sides: dict[str, Any] = {"ours": ours, **({"reference": ref} if ref else {})}
@@ -163,6 +214,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 runs[side].append(res)
                 log(f"{side} {'warm-up' if r == 0 else f'round {r}/{a.rounds}'}: {n} steps in {res['wall_s']:.1f} s "
                     f"(median {statistics.median(res['step_s']):.3f} s/step, load {la:.2f})")
+        profile = profile_ours(ours, 10) if a.profile else None
     finally:
         ours.setup.stream.close()
         if ref:
@@ -171,8 +223,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for side, rs in runs.items():
         timed = [(s, c, rs_i.get("new_shape", [False] * len(rs_i["step_s"]))[k])
                  for rs_i in rs[1:] for k, (s, c) in enumerate(zip(rs_i["step_s"], rs_i["cpu_s"], strict=True))]
-        steady = [s for s, _, new in timed if not new]
-        steady_cpu = [c for _, c, new in timed if not new]
+        # steps that compiled a new shape are left out (all of them only if every timed step was one: tiny runs)
+        steady = [s for s, _, new in timed if not new] or [s for s, _, _ in timed]
+        steady_cpu = [c for _, c, new in timed if not new] or [c for _, c, _ in timed]
         med = statistics.median(steady)
         compiles = [s - med for rs_i in rs for s, new in zip(rs_i["step_s"], rs_i.get("new_shape", []), strict=False)
                     if new]
@@ -183,11 +236,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     meta = {"created": datetime.datetime.now().isoformat(timespec="seconds"),
             "command": " ".join(["train_speed.py", *(argv if argv is not None else sys.argv[1:])]),
             "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "loadavg_before": load_before, "loadavg_after": os.getloadavg(), "config": f"configs/conll04.py:{a.config}",
-            "reference_threads": ref.ready["threads"] if ref else None,
+            "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
+            "config": f"configs/conll04.py:{a.config}", "overrides": a.set,
+            "threads": a.threads, "reference_threads": ref.ready["threads"] if ref else None,
             "reference_versions": ref.ready["versions"] if ref else None,
             "jax": jax.__version__, "warmup": a.warmup, "rounds": a.rounds, "block": a.block}
     lines = [f"Reader training, CoNLL04 :{a.config} (MiniLM, 1024-token batches); {os.cpu_count()} cores, "
+             f"{a.threads} thread(s) per side, "
              f"load avg {load_before[0]:.2f} before, {meta['loadavg_after'][0]:.2f} after",
              f"{'side':<10} {'s/step median':>14} {'p10-p90':>15} {'steps/s':>8} {'CPU s/step':>11} {'timed':>6} "
              f"{'compiles':>9} {'compile s':>10}"]
@@ -201,7 +256,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                      f"{[round(b['loadavg_1m'], 2) for b in runs['reference'][1:]]})")
     table = "\n".join(lines)
     print(table)
-    out = {**meta, "table": table, "speedup": ratio, "sides": result}
+    out = {**meta, "table": table, "speedup": ratio, "sides": result, "profile": profile}
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(out, indent=1) + "\n")
     log(f"wrote {a.out}")

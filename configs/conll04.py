@@ -50,6 +50,9 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
         c.tune_threshold = True
         c.token_batch_size = 1024
         c.max_rows = 16
+        # pad each batch to its longest row rounded up to 16, not to its L bucket: 12% fewer backbone FLOPs, 12 step
+        # shapes instead of 6 over the run (benchmarks/train_speed.py)
+        c.train_pad_multiple = 16
         c.num_steps = 500
         c.warmup_steps = 40
         c.eval_every = 250

@@ -61,6 +61,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.eval_token_batch_size = 8192
     c.max_rows = 32
     c.train_min_mentions = 16  # training S = M floor (one train-step shape per L bucket)
+    c.train_pad_multiple = 0  # > 0: pad a batch to its longest row rounded up to this, not to its L bucket
     c.seq_lens = (64, 128, 256, 512, 768, 1024)
     # loop
     c.devices = 0  # data-parallel training and evaluation: 0 = one device, N = the first N local devices, -1 = all

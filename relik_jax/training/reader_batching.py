@@ -217,11 +217,18 @@ def train_batch_plan(windows: Sequence[Window], cfg: ReaderConfig, config: ml_co
 
 def train_batches(windows: Sequence[Window], cfg: ReaderConfig, config: ml_collections.ConfigDict,
                   tokenizer: Tokenizer, info: TokenizerInfo, buckets: Buckets) -> Iterator[dict[str, np.ndarray]]:
-    """Endless stream of padded training batches (`train_batch_plan` collated)."""
+    """Endless stream of padded training batches (`train_batch_plan` collated).
+
+    `config.train_pad_multiple` q > 0 pads a batch to its longest row rounded up to a multiple of q instead of to its
+    L bucket (the batch plan, rows per batch included, is unchanged; padding is masked, so the losses are the same):
+    fewer padded positions through the backbone, at the cost of more batch shapes (compilations)."""
     typed = bool(cfg.additional_special_symbols_types)
     k = int(config.train_min_mentions)
+    q = int(config.get("train_pad_multiple", 0))
     floors = {"S": k, "M": k, "C": buckets.count(cfg.additional_special_symbols + 1),
               "R": buckets.count(cfg.additional_special_symbols),
               "T": buckets.count(max(cfg.additional_special_symbols_types, 1))}
     for length, rows, exs in train_batch_plan(windows, cfg, config, tokenizer, info, buckets):
+        if q > 0:
+            length = min(length, -(-max(len(x) for x in exs) // q) * q)
         yield collate(exs, length, rows, buckets, info.pad_id, span=cfg.is_span, typed=typed, min_sizes=floors)

@@ -196,6 +196,10 @@ class Trainer:
         self.step += 1
         return metrics
 
+    def lowered(self, batch: dict[str, Any]) -> jax.stages.Lowered:
+        """The train step lowered for `batch`'s shapes (`.compile().as_text()`: the optimized HLO, for profiling)."""
+        return self._step.lower(self.params, self.opt_state, self.rest, batch)
+
     def model(self) -> nnx.Module:
         """The current model (eval mode), sharing the trained arrays."""
         m = nnx.merge(self.graphdef, self.params, self.rest)

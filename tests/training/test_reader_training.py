@@ -329,3 +329,39 @@ def test_aida_splits_take_the_retriever_top_k_and_cache_them(tmp_path, monkeypat
     again = aida_splits(config)
     for split in ("train", "dev", "test"):
         assert again[split] == first[split]
+
+
+@pytest.mark.parametrize("variant", ["el", "cie"])
+def test_padding_to_the_longest_row_keeps_batches_and_losses(variant):
+    """`train_pad_multiple`: the same batch plan, each batch cut from its L bucket to its longest row rounded up;
+    the cut columns held only padding, and the loss is the bucket-padded batch's (to float rounding)."""
+    from relik_jax.training.reader_batching import train_batches
+
+    c = get_config(variant)
+    c.update(dict(toy_train=40, dropout=0.0))
+    cfg, model, tok, _ = build_training_reader(c)
+    model.eval()
+    info = dataclasses.replace(TokenizerInfo.from_tokenizer(tok), model_max_length=c.max_length)
+    buckets = Buckets(seq_lens=tuple(c.seq_lens), token_budget=c.token_batch_size, max_rows=c.max_rows)
+    train = load_splits(c)["train"]
+    full = train_batches(train, cfg, c, tok, info, buckets)
+    c_cut = c.copy_and_resolve_references()
+    c_cut.train_pad_multiple = 8
+    cut = train_batches(train, cfg, c_cut, tok, info, buckets)
+    shorter = 0
+    for _ in range(8):
+        a, b = next(full), next(cut)
+        n = b["input_ids"].shape[1]
+        assert n % 8 == 0 or n == a["input_ids"].shape[1]
+        shorter += n < a["input_ids"].shape[1]
+        assert not a["attention_mask"][:, n:].any()  # only padding was cut
+        for k, v in b.items():
+            want = a[k]
+            if k in ("input_ids", "attention_mask", "token_type_ids", "prediction_mask", "start_labels"):
+                want = want[:, :n]
+            elif k == "end_labels":
+                want = want[..., :n]
+            np.testing.assert_array_equal(v, want, err_msg=k)
+        la, lb = float(loss_fn(model, a)[0]), float(loss_fn(model, b)[0])
+        assert abs(la - lb) <= 1e-5 * abs(la), (la, lb)
+    assert shorter > 0
