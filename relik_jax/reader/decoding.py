@@ -45,14 +45,23 @@ def decode_span_row(row: SpanRow, mentions: Sequence[tuple[int, int]], ed_pred: 
     cands = row.predictable_candidates
     labels: dict[str, list[list[int]]] = {}
     probs: dict[tuple[int, int], list[tuple[str, float]]] = {}
-    for k, (s, e) in enumerate(mentions):
-        s, e = int(s) - 1, int(e) - 1
-        title = cands[int(ed_pred[k]) - 1]
+    m = len(mentions)
+    if not m:
+        return SpanPatch(labels, probs, list(cands))
+    names = np.empty(len(cands), object)
+    names[:] = list(cands)
+    spans = (np.asarray(mentions, np.int64).reshape(m, 2) - 1).tolist()
+    p = np.asarray(ed_probs)[:m]
+    # per-row argsort (the same sort per row as a 1-D call, so ties order as before), highest first
+    order = p.argsort(axis=-1)[:, ::-1]
+    n = min(top_k, p.shape[1]) if top_k != -1 else p.shape[1]
+    top = order[:, :n]
+    top_names = names[top - 1].tolist()  # column k is candidate k - 1 (column 0 wraps to the last, as in the reference)
+    top_probs = np.take_along_axis(p, top, axis=1).tolist()
+    for (s, e), title, tn, tp in zip(spans, names[np.asarray(ed_pred)[:m].astype(np.int64) - 1].tolist(), top_names,
+                                     top_probs, strict=True):
         labels.setdefault(title, []).append([s, e])
-        p = np.asarray(ed_probs[k])
-        order = p.argsort()[::-1]
-        n = min(top_k, len(order)) if top_k != -1 else len(order)
-        probs[(s, e)] = [(cands[int(order[i]) - 1], float(p[order[i]])) for i in range(n)]
+        probs[(s, e)] = list(zip(tn, tp, strict=True))
     return SpanPatch(labels, probs, list(cands))
 
 
