@@ -17,7 +17,8 @@ with its time slices. The stage table therefore comes from null-device passes: o
 compiled call's outputs, later passes get them back at once (fresh device arrays: the read-back copies still
 happen), so a pass costs host work only; the dispatch of the recorded calls (argument transfer included) is timed
 apart, one call at a time on an idle device, and added ("dispatch"). Host-bound ceiling = windows / (null-device
-pass wall time + dispatch): the rate at which the host could feed an infinitely fast accelerator. The serial
+pass wall time + dispatch): the rate at which the host could feed an infinitely fast accelerator, with the batches
+the reader uses on one (`Buckets.for_platform("gpu")`: up to 128 short rows per batch). The serial
 passes on the real CPU device (`prefetch_chunks=0`) and the pipelined pass (`prefetch_chunks=1`, two batches in
 flight, host work of the next chunk in a background thread) are reported beside it. Compile time (first pass
 minus a steady pass) is reported apart. Device-floor rates: windows/s that an
@@ -50,6 +51,7 @@ from benchmarks import models  # noqa: E402
 from relik_jax.data import corpora  # noqa: E402
 from relik_jax.data.retrieval import aida_kb  # noqa: E402
 from relik_jax.engine import flops  # noqa: E402
+from relik_jax.engine.buckets import Buckets  # noqa: E402
 from relik_jax.engine.compiled import CompiledForward  # noqa: E402
 from relik_jax.inference.pipeline import Relik  # noqa: E402
 from relik_jax.models.bert import BertConfig  # noqa: E402
@@ -69,7 +71,8 @@ TRIPLETS_PER_WINDOW = 1.2  # NYT test: 1.2 gold triplets per sentence
 TARGETS = {"aida": 4000, "nyt": 10000}  # the engine issue's host-bound ceilings (windows/s on this machine)
 
 
-def tiny_reader(task: str, seed: int = 0, backbone: DebertaV2Config | None = None, linears: int = 32) -> Reader:
+def tiny_reader(task: str, seed: int = 0, backbone: DebertaV2Config | None = None, linears: int = 32,
+                buckets: Buckets | None = None) -> Reader:
     """1 layer, hidden 32 DeBERTa-style reader on the MiniLM WordPiece tokenizer with the symbols added (`backbone`:
     another shape, its vocabulary replaced by the tokenizer's; `linears`: the heads' hidden size)."""
     tok = load_tokenizer(resolve_encoder("all-MiniLM-L6-v2"))
@@ -90,7 +93,7 @@ def tiny_reader(task: str, seed: int = 0, backbone: DebertaV2Config | None = Non
         backbone = dataclasses.replace(backbone, vocab_size=tok.get_vocab_size())
     model = build_reader(cfg, backbone, rngs=nnx.Rngs(seed))
     model.eval()
-    return Reader(cfg, model, tok, {"model_max_length": 1024}, use_nme=True)
+    return Reader(cfg, model, tok, {"model_max_length": 1024}, use_nme=True, buckets=buckets)
 
 
 def tiny_retriever(kb_titles: list[str]) -> Retriever:
@@ -244,7 +247,7 @@ def count_windows(relik: Relik, texts: list[str]) -> int:
 
 def measure(name: str, docs: int, repeats: int, retrieval: bool, seed: int) -> dict:
     task, texts, candidates, (size, stride) = workload(name, docs, seed)
-    reader = tiny_reader(task, seed)
+    reader = tiny_reader(task, seed, buckets=Buckets.for_platform("gpu"))  # the batches an accelerator would get
     retrievers = None
     if retrieval and task == "el":
         retrievers = {"span": tiny_retriever([d.text for d in aida_kb(add_rebel_titles=False)])}

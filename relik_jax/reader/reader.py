@@ -23,6 +23,7 @@ from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 from flax import nnx
 from jax.sharding import Mesh
@@ -116,7 +117,9 @@ class Reader:
         tc = tokenizer_config or {}
         self.info = dataclasses.replace(TokenizerInfo.from_tokenizer(tokenizer),
                                         model_max_length=int(tc.get("model_max_length", 10**30)))
-        self.buckets = dataclasses.replace(buckets or Buckets(), row_multiple=sharding.data_size(self.mesh))
+        platform = (self.mesh.devices.flat[0] if self.mesh is not None else jax.devices()[0]).platform
+        self.buckets = dataclasses.replace(buckets or Buckets.for_platform(platform),
+                                           row_multiple=sharding.data_size(self.mesh))
         self.top_k = top_k
         self.threshold = cfg.threshold if relation_threshold is None else relation_threshold
         use_nme = cfg.use_nme if use_nme is None else use_nme

@@ -120,3 +120,10 @@ def test_untrained_triplet_reader_scores_a_bounded_number_of_mentions():
         preds = capped.read([make_window(rng, 40, 0, triplets=True)])
     assert max(k[4] for k in capped.shapes.seen["heads"]) == 64
     assert 0 < len({s for t in preds[0].triplets for s in (t[0], t[2])}) <= 64
+
+
+def test_platform_defaults_batch_short_rows_wider_on_accelerators() -> None:
+    cpu, gpu = Buckets.for_platform("cpu"), Buckets.for_platform("gpu")
+    assert cpu == Buckets() and Buckets.for_platform("tpu") == gpu
+    assert [cpu.rows(n) for n in (64, 128, 256, 1024)] == [32, 32, 32, 8]
+    assert [gpu.rows(n) for n in (64, 128, 256, 1024)] == [128, 64, 32, 8]  # the token budget still bounds them
