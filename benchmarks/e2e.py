@@ -69,6 +69,7 @@ from benchmarks.e2e_workloads import (  # noqa: E402
 )
 from benchmarks.reference.reference_run import venv_python  # noqa: E402
 from relik_jax import paths  # noqa: E402
+from relik_jax.engine.host_memory import reuse_freed_memory  # noqa: E402
 from relik_jax.inference.pipeline import Relik  # noqa: E402
 from relik_jax.reader.reader import Reader  # noqa: E402
 
@@ -386,6 +387,7 @@ def workload_row(wl: dict[str, Any], ours: dict[str, Any], theirs: dict[str, Any
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    reuse_freed_memory()  # as the CLI does (engine/host_memory.py)
     t_start = time.perf_counter()
     load_before = os.getloadavg()
     python = venv_python()  # fail early, before reading any data

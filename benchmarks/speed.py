@@ -44,6 +44,7 @@ import numpy as np  # noqa: E402
 from benchmarks import models, workloads  # noqa: E402
 from relik_jax.engine import flops  # noqa: E402
 from relik_jax.engine.compiled import CompiledForward  # noqa: E402
+from relik_jax.engine.host_memory import reuse_freed_memory  # noqa: E402
 from relik_jax.models.bert import mean_pool  # noqa: E402
 
 # ReLiK paper (final version), RTX 4090, seconds to annotate the whole test split. Table 6: retriever and reader
@@ -430,8 +431,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int)
     ap.add_argument("--no-sweep", action="store_true", help="skip the Table 8 K sweep")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
-    ap.add_argument("--table", type=Path, help="only print the tables of a results JSON written earlier")
     args = ap.parse_args(argv)
+    reuse_freed_memory()  # as the CLI does (engine/host_memory.py)
     if args.table:
         saved = json.loads(args.table.read_text())
         print(markdown_table(saved["results"]))

@@ -12,6 +12,7 @@ from rich.progress import Progress
 
 from relik_jax.data.jsonl import read_jsonl, write_jsonl
 from relik_jax.engine import distributed
+from relik_jax.engine.host_memory import reuse_freed_memory
 from relik_jax.evaluation.gerbil import service as nif_service
 from relik_jax.inference.files import ResumeError, annotate_file
 from relik_jax.inference.pipeline import Relik, RelikConfig
@@ -175,6 +176,7 @@ def serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    reuse_freed_memory()  # before JAX's CPU backend starts: XLA's per-call temporary buffers stop page-faulting in
     parser = argparse.ArgumentParser(prog="relik-jax", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
