@@ -28,6 +28,10 @@ tests/parity/test_pipeline_parity.py). The reference keeps EL spans whose end pr
 has a `raw_output` option it is used, else spans with end <= start (and triplets on them) are left out on both
 sides, and the report says which.
 
+`RELIK_E2E_FLUSH_DENORMAL=1` makes the reference flush subnormal floats to zero (`torch.set_flush_denormal`), as
+XLA:CPU does: torch on CPU computes with subnormals by default, which on the cIE reader (random init) cost the
+reference 59 -> 34 CPU s per call (measured under load 5); the default keeps torch's default.
+
 Writes `--out` (default benchmarks/results/e2e.json: machine, load averages, versions, reader builds and their
 calibration, per workload times, predicted-span counts, comparison) and a chart beside it (.png).
 

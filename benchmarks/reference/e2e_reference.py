@@ -106,6 +106,8 @@ class Pipelines:
 def main() -> None:
     job = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))
     torch.set_num_threads(int(job.get("threads") or os.cpu_count() or 1))
+    if os.environ.get("RELIK_E2E_FLUSH_DENORMAL") == "1":  # diagnosis: subnormal floats flushed to zero, as XLA:CPU
+        torch.set_flush_denormal(True)
     mf.patch_spacy()
     quiet_relik_logs()
     folders = {name: e2e_readers.build(name, spec) for name, spec in job["readers"].items()}
