@@ -30,6 +30,7 @@ from relik_jax.data.jsonl import write_jsonl
 from relik_jax.engine import sharding
 from relik_jax.engine.buckets import Buckets, ShapeLog
 from relik_jax.engine.executor import prefetch
+from relik_jax.engine.host_memory import reuse_freed_memory
 from relik_jax.evaluation.reader_eval import (
     THRESHOLDS,
     eval_reader,
@@ -147,6 +148,7 @@ class TrainingSetup:
 
 def training_setup(config: ml_collections.ConfigDict, workdir: str | Path | None = None) -> TrainingSetup:
     """Model, optimizer, data and batch stream of `config` (train.py's; benchmarks/train_speed.py times them)."""
+    reuse_freed_memory()  # before JAX's CPU backend starts: each step's temporary buffer reuses mapped pages
     cfg, model, tokenizer, tok_cfg = build_training_reader(config)
     info = dataclasses.replace(TokenizerInfo.from_tokenizer(tokenizer), model_max_length=config.max_length)
     splits = limit_splits(load_splits(config), config)

@@ -36,6 +36,7 @@ from flax import nnx
 from rich.console import Console
 
 from relik_jax.data.retrieval import RetrievalSample, aida_kb_and_samples, relation_kb_and_samples
+from relik_jax.engine.host_memory import reuse_freed_memory
 from relik_jax.evaluation.retrieval import retrieval_metrics
 from relik_jax.retriever.encoder import (
     LENGTH_BUCKETS,
@@ -268,6 +269,7 @@ def train_retriever(config: ml_collections.ConfigDict, workdir: str | Path) -> d
     """Fine-tune a retriever per `config` (see configs/retriever_*.py); writes into `workdir`:
     `metrics.json` (recall@K before/after per eval split), `encoder/` (reference-loadable encoder folder),
     `index/` (reference-format index of the KB), `checkpoints/` (orbax, resumable)."""
+    reuse_freed_memory()  # before JAX's CPU backend starts (engine/host_memory.py)
     console = Console()
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
