@@ -16,7 +16,9 @@ Both sides run the same steps of the same plan (same examples per step, each sid
 both at once: on a shared machine a change of load hits both alike; the load average is printed beside each
 block). A step's time is its wall time: batch from the stream + forward, backward and update, waited for
 (`block_until_ready` on ours); its CPU seconds (all threads of the process) are reported beside it, a measure
-that a busy machine disturbs less than wall time. Ours compiles once per batch shape: a step with a new shape is
+that a busy machine disturbs less than wall time, and its minor page faults (memory touched for the first time:
+XLA:CPU's per-call temporary buffer, unless `engine/host_memory.reuse_freed_memory` keeps it mapped;
+`RELIK_JAX_KEEP_HOST_MEMORY=0` measures without). Ours compiles once per batch shape: a step with a new shape is
 counted as compile time (that step's time minus the median step) and left out of the medians. Writes `--out`.
 """
 
@@ -30,6 +32,7 @@ import json
 import os
 import platform
 import pstats
+import resource
 import statistics
 import subprocess
 import sys
@@ -47,6 +50,7 @@ import numpy as np  # noqa: E402
 from benchmarks.reference.reference_run import venv_python  # noqa: E402
 from benchmarks.xla_trace import profile_by_source  # noqa: E402
 from relik_jax import paths  # noqa: E402
+from relik_jax.engine.host_memory import reuse_freed_memory  # noqa: E402
 from relik_jax.training.reader_batching import batch_shape  # noqa: E402
 from relik_jax.training.reader_train import training_setup  # noqa: E402
 
@@ -72,15 +76,16 @@ class Ours:
         self.shapes: set[tuple] = set()
 
     def steps(self, n: int) -> dict[str, list]:
-        out: dict[str, list] = {"step_s": [], "cpu_s": [], "new_shape": [], "loss": []}
+        out: dict[str, list] = {"step_s": [], "cpu_s": [], "faults": [], "new_shape": [], "loss": []}
         for _ in range(n):
-            t, c = time.perf_counter(), time.process_time()
+            t, c, f = time.perf_counter(), time.process_time(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             batch = next(self.setup.stream)
             key = batch_shape(batch)
             metrics = self.setup.trainer.train_step(batch)
             jax.block_until_ready(metrics)
             out["step_s"].append(time.perf_counter() - t)
             out["cpu_s"].append(time.process_time() - c)
+            out["faults"].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f)
             out["new_shape"].append(key not in self.shapes)
             out["loss"].append(float(metrics["loss"]))
             self.shapes.add(key)
@@ -139,7 +144,7 @@ class Reference:
         self.proc.stdin.flush()
         r = self._read()
         return {"step_s": [h + s for h, s in zip(r["host_s"], r["step_s"], strict=True)], "cpu_s": r["cpu_s"],
-                "loss": r["loss"], "host_s": r["host_s"]}
+                "faults": r["faults"], "loss": r["loss"], "host_s": r["host_s"]}
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -191,6 +196,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         os.environ["XLA_FLAGS"] = " ".join([os.environ.get("XLA_FLAGS", ""), "--xla_cpu_multi_thread_eigen=false",
                                             "intra_op_parallelism_threads=1"]).strip()
     load_before = os.getloadavg()
+    keep_memory = reuse_freed_memory()  # as training_setup does; here before anything starts JAX's CPU backend
     config = conll04.get_config(a.config)
     for item in a.set:
         key, value = item.split("=", 1)
@@ -226,10 +232,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         # steps that compiled a new shape are left out (all of them only if every timed step was one: tiny runs)
         steady = [s for s, _, new in timed if not new] or [s for s, _, _ in timed]
         steady_cpu = [c for _, c, new in timed if not new] or [c for _, c, _ in timed]
+        faults = [f for rs_i in rs[1:] for f, new in zip(rs_i["faults"], rs_i.get("new_shape", [False] * len(
+            rs_i["faults"])), strict=True) if not new]
         med = statistics.median(steady)
         compiles = [s - med for rs_i in rs for s, new in zip(rs_i["step_s"], rs_i.get("new_shape", []), strict=False)
                     if new]
         result[side] = {**summary(steady), "cpu_median_s": statistics.median(steady_cpu),
+                        "faults_median": statistics.median(faults) if faults else None,
                         "compiles": len(compiles), "compile_s": float(sum(compiles)),
                         "warmup_s": rs[0]["wall_s"], "blocks": rs}
     ratio = result["reference"]["median_s"] / result["ours"]["median_s"] if ref else None
@@ -238,17 +247,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
             "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
             "config": f"configs/conll04.py:{a.config}", "overrides": a.set,
-            "threads": a.threads, "reference_threads": ref.ready["threads"] if ref else None,
+            "threads": a.threads, "keep_host_memory": keep_memory,
+            "reference_threads": ref.ready["threads"] if ref else None,
             "reference_versions": ref.ready["versions"] if ref else None,
             "jax": jax.__version__, "warmup": a.warmup, "rounds": a.rounds, "block": a.block}
     lines = [f"Reader training, CoNLL04 :{a.config} (MiniLM, 1024-token batches); {os.cpu_count()} cores, "
              f"{a.threads} thread(s) per side, "
              f"load avg {load_before[0]:.2f} before, {meta['loadavg_after'][0]:.2f} after",
-             f"{'side':<10} {'s/step median':>14} {'p10-p90':>15} {'steps/s':>8} {'CPU s/step':>11} {'timed':>6} "
-             f"{'compiles':>9} {'compile s':>10}"]
+             f"{'side':<10} {'s/step median':>14} {'p10-p90':>15} {'steps/s':>8} {'CPU s/step':>11} "
+             f"{'faults/step':>12} {'timed':>6} {'compiles':>9} {'compile s':>10}"]
     for side, res in result.items():
         lines.append(f"{side:<10} {res['median_s']:>14.3f} {res['p10_s']:>7.3f}-{res['p90_s']:<7.3f} "
-                     f"{res['steps_per_s']:>8.2f} {res['cpu_median_s']:>11.3f} {res['steps']:>6} {res['compiles']:>9} "
+                     f"{res['steps_per_s']:>8.2f} {res['cpu_median_s']:>11.3f} {res['faults_median'] or 0:>12.0f} "
+                     f"{res['steps']:>6} {res['compiles']:>9} "
                      f"{res['compile_s']:>10.1f}")
     if ratio:
         lines.append(f"ours / reference steps/s: {ratio:.2f}x (medians; per-block loads "

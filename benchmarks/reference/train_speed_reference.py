@@ -9,9 +9,9 @@ relik 1.0.7's `RelikReaderREModel` on all-MiniLM-L6-v2 with the heads, losses an
 parameter groups under torch AdamW; `train_data` is its own `RelikREDataset` stream with flips, on our batch plan;
 `train_step` is one optimisation step), from the companion's `export` in EXPORT_DIR. After setup it answers one
 JSON line `{"ready": true, "setup_s", "threads", "versions"}`, then serves commands, one JSON line each on stdin:
-- `{"steps": K}`: the next K steps; answers `{"host_s": [...], "step_s": [...], "cpu_s": [...], "loss": [...]}`
-  (per step: the batch from the stream, then forward + backward + clipping + AdamW + schedule; CPU seconds of all
-  the process's threads for both);
+- `{"steps": K}`: the next K steps; answers `{"host_s": [...], "step_s": [...], "cpu_s": [...], "faults": [...],
+  "loss": [...]}` (per step: the batch from the stream, then forward + backward + clipping + AdamW + schedule; CPU
+  seconds of all the process's threads and its minor page faults, for both);
 - `{"quit": true}`.
 """
 
@@ -21,6 +21,7 @@ import argparse
 import importlib.metadata
 import json
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -54,9 +55,9 @@ def main() -> None:
         cmd = json.loads(line)
         if cmd.get("quit"):
             break
-        host, step, cpu, loss = [], [], [], []
+        host, step, cpu, faults, loss = [], [], [], [], []
         for _ in range(int(cmd["steps"])):
-            t0, c0 = time.perf_counter(), time.process_time()
+            t0, c0, f0 = time.perf_counter(), time.process_time(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             batch = next(stream)
             t1 = time.perf_counter()
             out, _ = rt.train_step(a, reader, optimizer, scheduler, batch)
@@ -64,7 +65,8 @@ def main() -> None:
             host.append(t1 - t0)
             step.append(time.perf_counter() - t1)
             cpu.append(time.process_time() - c0)
-        answer({"host_s": host, "step_s": step, "cpu_s": cpu, "loss": loss})
+            faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
+        answer({"host_s": host, "step_s": step, "cpu_s": cpu, "faults": faults, "loss": loss})
 
 
 if __name__ == "__main__":

@@ -30,6 +30,8 @@ def test_tiny_run_writes_both_sides(tmp_path):
         assert [len(b["step_s"]) for b in s["blocks"]] == [1, 2]
         assert all(0 < x < 100 for b in s["blocks"] for x in b["loss"])  # finite training losses
         assert all(x > 0 for b in s["blocks"] for x in b["step_s"]) and s["median_s"] > 0
+        assert all(len(b["faults"]) == len(b["step_s"]) and min(b["faults"]) >= 0 for b in s["blocks"])
     assert res["sides"]["ours"]["compiles"] >= 1  # the first step compiles
     assert res["speedup"] > 0 and "ours / reference" in res["table"]
     assert len(res["loadavg_before"]) == 3
+    assert isinstance(res["keep_host_memory"], bool)  # whether engine/host_memory took effect (glibc)
