@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -42,12 +41,16 @@ def run(keep: bool) -> dict:
 
 
 def test_temporary_buffer_pages_are_reused_across_calls() -> None:
-    kept, default = run(True), run(False)
-    assert kept["took"] and not default["took"]
-    pages = kept["temp_pages"]
+    kept, default = [run(True) for _ in range(3)], run(False)
+    assert all(k["took"] for k in kept) and not default["took"]
+    pages = default["temp_pages"]
     assert pages >= 32768, f"the program needs a >= 128 MiB temporary buffer to test this, got {pages} pages"
     # glibc's default: the buffer is mmapped and unmapped per call, so every call faults it in again
     assert min(default["faults"][1:]) > pages // 2, default
-    # kept: after the first call, the same pages serve the buffer (most calls: where the heap's free blocks fall
-    # depends on the other, small allocations around it, and a call now and then extends the heap)
-    assert statistics.median(kept["faults"][1:]) < pages // 20, kept
+    # kept: after the first call the same pages serve the buffer in most calls. Not in all: where the heap's free
+    # blocks fall depends on the small allocations of XLA's threads around it, and in ~1 process of 8 most calls
+    # find the freed block split and extend the heap instead (measured over 16 processes). Pooled over 3
+    # processes, at least a quarter of the later calls reuse the pages (none do by default).
+    later = [f for k in kept for f in k["faults"][1:]]
+    reused = sum(f < pages // 20 for f in later)
+    assert reused >= len(later) / 4, kept
