@@ -34,6 +34,7 @@ from relik_jax.engine.buckets import Buckets, ShapeLog, plan_batches
 from relik_jax.engine.compiled import CompiledForward
 from relik_jax.engine.executor import TaskError, interleave
 from relik_jax.engine.timing import StageTimes
+from relik_jax.models.deberta import CPU_HEADS_PER_STEP, set_attention_blocking
 from relik_jax.reader import decoding as dec
 from relik_jax.reader.convert import load_reader
 from relik_jax.reader.inputs import (
@@ -120,6 +121,8 @@ class Reader:
         platform = (self.mesh.devices.flat[0] if self.mesh is not None else jax.devices()[0]).platform
         self.buckets = dataclasses.replace(buckets or Buckets.for_platform(platform),
                                            row_multiple=sharding.data_size(self.mesh))
+        if platform == "cpu" and sharding.data_size(self.mesh) == 1:
+            set_attention_blocking(model, CPU_HEADS_PER_STEP)
         self.top_k = top_k
         self.threshold = cfg.threshold if relation_threshold is None else relation_threshold
         use_nme = cfg.use_nme if use_nme is None else use_nme

@@ -49,6 +49,21 @@ def test_plan_batches_covers_every_row_once():
         assert batch.rows & (batch.rows - 1) == 0  # a power of two
 
 
+def test_partial_batches_split_instead_of_padding_beyond_row_waste():
+    lengths = [100] * 11 + [300] * 7  # 11 rows of L 128 (full batch 32), 7 rows of L 320 (full batch 25 -> 16)
+    plans = {w: [(b.seq_len, b.rows, len(b.indices)) for b in plan_batches(lengths, Buckets(row_waste=w))]
+             for w in (0.0, 0.125, 0.5)}
+    assert plans[0.5] == [(128, 16, 11), (320, 8, 7)]  # padded to the next power of two (the old plan)
+    assert plans[0.125] == [(128, 8, 8), (128, 2, 2), (128, 1, 1), (320, 8, 7)]  # 1 padded row of 8 is kept
+    assert plans[0.0] == [(128, 8, 8), (128, 2, 2), (128, 1, 1), (320, 4, 4), (320, 2, 2), (320, 1, 1)]
+    for w, plan in plans.items():
+        assert sum(n for _, _, n in plan) == len(lengths)
+        assert all(rows & (rows - 1) == 0 for _, rows, _ in plan)  # only batch sizes program_bound counts
+    assert Buckets.for_platform("cpu").row_waste == 0.125 and Buckets.for_platform("gpu").row_waste == 0.5
+    with pytest.raises(ValueError, match="row_waste"):
+        Buckets(row_waste=0.7)
+
+
 def test_start_overflow_is_never_dropped():
     """Tiny S / M buckets overflow to larger powers of two: outputs equal those of a roomy configuration."""
     cfg, model, tok = tiny_span_reader(seed=3)
@@ -124,6 +139,6 @@ def test_untrained_triplet_reader_scores_a_bounded_number_of_mentions():
 
 def test_platform_defaults_batch_short_rows_wider_on_accelerators() -> None:
     cpu, gpu = Buckets.for_platform("cpu"), Buckets.for_platform("gpu")
-    assert cpu == Buckets() and Buckets.for_platform("tpu") == gpu
+    assert cpu == Buckets(row_waste=0.125) and Buckets.for_platform("tpu") == gpu
     assert [cpu.rows(n) for n in (64, 128, 256, 1024)] == [32, 32, 32, 8]
     assert [gpu.rows(n) for n in (64, 128, 256, 1024)] == [128, 64, 32, 8]  # the token budget still bounds them
