@@ -7,7 +7,9 @@ state-dict keys (`embeddings.word_embeddings`, `encoder.layer.{i}.attention.self
 `encoder.rel_embeddings`, `encoder.LayerNorm`, ...).
 
 The relative-position index depends only on the sequence length, so it is computed once per padded length on
-the host (cached) and baked into the compiled program as a constant.
+the host (cached) and baked into the compiled program as a constant. Attention runs head-major; for inference on
+CPU (`set_attention_blocking`, called by the Reader) it runs one (row, head group) at a time so that its [L, L] and
+[L, P] tensors stay in cache.
 
 Shapes: input_ids, attention_mask [B, L] int -> last hidden state [B, L, H].
 """

@@ -56,7 +56,7 @@ def test_partial_batches_split_instead_of_padding_beyond_row_waste():
     assert plans[0.5] == [(128, 16, 11), (320, 8, 7)]  # padded to the next power of two (the old plan)
     assert plans[0.125] == [(128, 8, 8), (128, 2, 2), (128, 1, 1), (320, 8, 7)]  # 1 padded row of 8 is kept
     assert plans[0.0] == [(128, 8, 8), (128, 2, 2), (128, 1, 1), (320, 4, 4), (320, 2, 2), (320, 1, 1)]
-    for w, plan in plans.items():
+    for plan in plans.values():
         assert sum(n for _, _, n in plan) == len(lengths)
         assert all(rows & (rows - 1) == 0 for _, rows, _ in plan)  # only batch sizes program_bound counts
     assert Buckets.for_platform("cpu").row_waste == 0.125 and Buckets.for_platform("gpu").row_waste == 0.5

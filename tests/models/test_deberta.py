@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from flax import nnx
 from transformers import DebertaV2Config as TorchConfig
 from transformers import DebertaV2Model as TorchModel
 from transformers.models.deberta_v2.modeling_deberta_v2 import make_log_bucket_position
@@ -12,7 +13,7 @@ from transformers.models.deberta_v2.modeling_deberta_v2 import make_log_bucket_p
 from relik_jax.engine.compiled import CompiledForward
 from relik_jax.io import hf_io
 from relik_jax.models import backbones
-from relik_jax.models.deberta import DebertaV2Config, relative_positions
+from relik_jax.models.deberta import DebertaV2Config, relative_positions, set_attention_blocking
 
 V3 = dict(relative_attention=True, position_buckets=256, norm_rel_ebd="layer_norm", share_att_key=True,
           pos_att_type=["p2c", "c2p"], position_biased_input=False, max_relative_positions=-1,
@@ -42,12 +43,10 @@ def models(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp(request.param)
     torch_model.save_pretrained(folder)
     _, model = backbones.load_deberta(folder)
-    return request.param, torch_model, CompiledForward(model)
+    return request.param, torch_model, CompiledForward(model), folder
 
 
-@pytest.mark.parametrize("length", [1, 7, 300, 700])
-def test_last_hidden_state_matches_transformers(models, length):
-    name, torch_model, forward = models
+def _compare(name, torch_model, forward, length):
     seed = int(np.random.default_rng().integers(1 << 30))
     rng = np.random.default_rng(seed)
     vocab = torch_model.config.vocab_size
@@ -63,6 +62,26 @@ def test_last_hidden_state_matches_transformers(models, length):
     err = np.abs(ours - ref)[mask.astype(bool)].max()
     print(f"{name} L={length}: max abs diff {err:.2e}")
     assert err <= 1e-4, f"{name} L={length} seed={seed}: max abs diff {err}"
+
+
+@pytest.mark.parametrize("length", [1, 7, 300, 700])
+def test_last_hidden_state_matches_transformers(models, length):
+    name, torch_model, forward, _ = models
+    _compare(name, torch_model, forward, length)
+
+
+@pytest.mark.parametrize("heads_per_step", [1, 4])
+def test_cpu_attention_blocking_matches_transformers(models, heads_per_step):
+    """The CPU inference path (attention one row and `heads_per_step` heads at a time, `Reader` on CPU)."""
+    name, torch_model, _, folder = models
+    _, model = backbones.load_deberta(folder)
+    set_attention_blocking(model, heads_per_step)
+    steps = {m.heads_per_step for _, m in nnx.iter_graph(model) if hasattr(m, "heads_per_step")}
+    heads = torch_model.config.num_attention_heads
+    assert steps == {max(s for s in range(1, min(heads_per_step, heads) + 1) if heads % s == 0)}
+    forward = CompiledForward(model)
+    for length in (7, 300):
+        _compare(name, torch_model, forward, length)
 
 
 def test_log_buckets_match_transformers_exactly():
