@@ -431,6 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int)
     ap.add_argument("--no-sweep", action="store_true", help="skip the Table 8 K sweep")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    ap.add_argument("--table", type=Path, help="only print the tables of a results JSON written earlier")
     args = ap.parse_args(argv)
     reuse_freed_memory()  # as the CLI does (engine/host_memory.py)
     if args.table:
