@@ -109,6 +109,17 @@ def _push_weights(reader) -> None:
     reader.update_model(reader.model)
 
 
+def run_batch(reader, rows: list, length: int, n_rows: int) -> list[dict[str, np.ndarray]]:
+    """`rows` as ONE padded [n_rows, length] batch through the reader's stages (`Reader.forward` would plan its own
+    batches): its batch task run to completion, counts and outputs read back."""
+    from relik_jax.engine.executor import TaskError, interleave
+
+    (outs,) = interleave([reader._batch_task(rows, length, n_rows)], depth=1)
+    if isinstance(outs, TaskError):
+        raise outs.error
+    return outs
+
+
 def calibrate_reader(reader, task: str, batch, start_rate: float) -> dict[str, float]:
     """Shift the random start (and, for RE/cIE, binary end) classifier biases of `reader.model` so that it predicts
     about `start_rate` mention starts per text token and about one end per start, as trained readers do. Random

@@ -179,21 +179,22 @@ def reader_case(w: workloads.Workload, size: str, k: int, dtype: str, preset: Pr
         from relik_jax.reader.reader import Reader
 
         rcfg, model = models.random_reader(size, w.task, preset.layers, dtype)
+        tokenizer = workloads.reader_tokenizer(w.task)
         # Length buckets every `multiple` tokens (the Reader's default is coarser: 64, 128, 256, 512, ...).
         buckets = Buckets(seq_lens=tuple(range(preset.multiple, 1024 + 1, preset.multiple)),
                           token_budget=preset.token_budget, max_rows=preset.max_batch)
         if not preset.single_batch:  # account for the batches the Reader itself will run
             batches = [workloads.make_batch(rows, list(p.indices), w.task, batch=p.rows, length=p.seq_len)
                        for p in plan_batches([len(r.ids) for r in rows], buckets)]
-        reader = Reader(rcfg, model, cache["tokenizer"], buckets=buckets, use_nme=w.task != "re")
+        reader = Reader(rcfg, model, tokenizer, buckets=buckets, use_nme=w.task != "re")
         calibration = models.calibrate_reader(reader, w.task, batches[0], start_rate(rows))
         # A fresh Reader (new jitted stages) so that the first timed pass pays every compile, as a user would.
-        reader = Reader(rcfg, model, cache["tokenizer"], buckets=buckets, use_nme=w.task != "re")
+        reader = Reader(rcfg, model, tokenizer, buckets=buckets, use_nme=w.task != "re")
         rrows = workloads.reader_rows(rows, w.task)
         if preset.single_batch:
             b0 = batches[0]
-            inputs = [(rrows, b0.shape[1], b0.shape[0])]
-            run = reader._run_batch
+            inputs = [(reader, rrows, b0.shape[1], b0.shape[0])]
+            run = models.run_batch
         else:
             inputs = [(rrows,)]
             run = reader.forward

