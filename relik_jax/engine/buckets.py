@@ -70,7 +70,7 @@ class Buckets:
         batch (3 dispatches + 2 read-backs per batch: 4x fewer of them per window; NYT host cost 0.27 -> 0.20
         ms/window, benchmarks/host_overhead.py); on a CPU 32, since there the device is the same cores and bigger
         batches pad the heads more (NYT on the CPU device 25 % slower with 128), and partial batches are split
-        rather than padded by more than an eighth (20 full-depth NYT rows: 8,896 -> 6,016 encoded tokens)."""
+        rather than padded by more than an eighth (20 full-depth NYT rows: 8,896 -> 6,272 encoded tokens)."""
         return cls(row_waste=0.125) if platform == "cpu" else cls(max_rows=128)
 
     def __post_init__(self) -> None:
