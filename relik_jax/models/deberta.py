@@ -137,15 +137,9 @@ def attention_index(length: int, bucket_size: int, max_position: int, att_span: 
     return (idx - lo).astype(np.int32), lo, hi
 
 
-@functools.cache
-def _diagonal_rows_cached(key: bytes, length: int) -> np.ndarray:
-    index = np.frombuffer(key, np.int32).reshape(length, length)
-    return np.concatenate([index[::-1, 0], index[0, 1:]])
-
-
 def _diagonal_rows(index: np.ndarray) -> np.ndarray:
     """A Toeplitz pair index [L, L] (a function of i - j) -> its 2L - 1 values by diagonal, m = L - 1 - (i - j)."""
-    return _diagonal_rows_cached(np.ascontiguousarray(index, np.int32).tobytes(), index.shape[0])
+    return np.concatenate([index[::-1, 0], index[0, 1:]])
 
 
 def _by_pair(t: jax.Array, diagonal: np.ndarray) -> jax.Array:
