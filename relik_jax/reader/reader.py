@@ -121,8 +121,9 @@ class Reader:
         platform = (self.mesh.devices.flat[0] if self.mesh is not None else jax.devices()[0]).platform
         self.buckets = dataclasses.replace(buckets or Buckets.for_platform(platform),
                                            row_multiple=sharding.data_size(self.mesh))
-        if platform == "cpu" and sharding.data_size(self.mesh) == 1:
-            set_attention_blocking(model, CPU_HEADS_PER_STEP)
+        # (set either way: the model may come from a Reader on other devices)
+        set_attention_blocking(model, CPU_HEADS_PER_STEP if platform == "cpu" and self.buckets.row_multiple == 1
+                               else None)
         self.top_k = top_k
         self.threshold = cfg.threshold if relation_threshold is None else relation_threshold
         use_nme = cfg.use_nme if use_nme is None else use_nme
