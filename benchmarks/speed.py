@@ -477,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
         n = min(n, len(w.windows))
         samples[name] = np.sort(np.random.default_rng(0).choice(len(w.windows), n, replace=False))
 
-    results, cache = [], {"tokenizer": tok}
+    results, cache = [], {}
     for name, encs in preset.retrievers.items():
         if name not in wls:
             continue
@@ -486,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
             r = retriever_case(wls[name], encs, dtype, preset, samples[name], device, peak, cache)
             r["main"] = True
             results.append(r)
-    cache = {"tokenizer": tok}
+    cache = {}
     for i, (name, size, k) in enumerate(preset.readers + preset.sweep):
         if name not in wls:
             continue
