@@ -22,6 +22,8 @@ golden file written by spaCy (tests/fixtures/make_spacy_golden.py). Offsets are 
 from __future__ import annotations
 
 import functools
+import itertools
+import operator
 import re
 import sys
 import unicodedata
@@ -396,36 +398,52 @@ class WordTokenizer:
             raise TypeError(f"text must be str, got {type(text).__name__}")
         # The whole-document path of `iter_words`, same result: all special-case matches at once, resolved in one
         # call (matches that `iter_words` resolves in separate blocks never overlap, so they cannot interact).
-        raw = self._raw_pieces(text)
-        merge, n = self._merge, len(raw)
-        matches = [(i, i + len(pieces), key) for i, (piece, _) in enumerate(raw) if piece in merge
-                   for pieces, key in merge[piece]
-                   if i + len(pieces) <= n and all(raw[i + j][0] == pieces[j] for j in range(1, len(pieces)))]
-        if matches:
-            return list(self._resolve(raw, 0, matches, 0))
-        return [Word(piece, start, start + len(piece), i) for i, (piece, start) in enumerate(raw)]
+        pieces, starts = self._raw_pieces(text)
+        merge, n = self._merge, len(pieces)
+        pset = set(pieces)
+        # patterns whose every piece occurs in the text (most texts have none: "." opens many patterns)
+        patterns = {first: pats for first in merge.keys() & pset
+                    if (pats := [(ps, key) for ps, key in merge[first] if pset.issuperset(ps)])}
+        if patterns:
+            matches = [(i, i + len(ps), key) for i, piece in enumerate(pieces) if piece in patterns
+                       for ps, key in patterns[piece]
+                       if i + len(ps) <= n and all(pieces[i + j] == ps[j] for j in range(1, len(ps)))]
+            if matches:
+                return list(self._resolve(list(zip(pieces, starts, strict=True)), 0, matches, 0))
+        # tuple.__new__ over zip: C-level construction (a NamedTuple's own __new__ is Python code)
+        ends = map(operator.add, starts, map(len, pieces))
+        return list(map(_new_word, zip(pieces, starts, ends, range(n), strict=True)))
 
-    def _raw_pieces(self, text: str) -> list[tuple[str, int]]:
-        """`_iter_raw` as one list (the whole-document path avoids the generator's per-piece overhead)."""
-        out: list[tuple[str, int]] = []
-        cache, pieces_of = self._cache, self._pieces
-        for m in _CHUNKS.finditer(text):
-            start = m.start()
-            chunk = m.group()
-            if chunk[0].isspace():
-                if chunk[0] == " " and start > 0:
-                    chunk, start = chunk[1:], start + 1
-                if chunk:
-                    out.append((chunk, start))
+    def _raw_pieces(self, text: str) -> tuple[list[str], list[int]]:
+        """`_iter_raw` as two lists, pieces and their starts (the whole-document path, no generator)."""
+        chunks = text.split(" ")
+        if chunks != text.split():  # whitespace other than single spaces between chunks: the general path
+            return self._raw_pieces_general(text)
+        # chunk i starts after chunks 0..i-1 and one space each
+        starts = list(map(operator.add, itertools.accumulate(map(len, chunks[:-1]), initial=0), itertools.count()))
+        cache = self._cache
+        split = [cache.get(c) or self._pieces(c) for c in chunks]
+        if sum(map(len, split)) == len(chunks):  # every chunk is one piece
+            return chunks, starts
+        pieces: list[str] = []
+        out_starts: list[int] = []
+        for chunk, start, ps in zip(chunks, starts, split, strict=True):
+            if len(ps) == 1:
+                pieces.append(chunk)
+                out_starts.append(start)
                 continue
-            pieces = cache.get(chunk) or pieces_of(chunk)
-            if len(pieces) == 1:
-                out.append((chunk, start))
-                continue
-            for piece in pieces:
-                out.append((piece, start))
+            for piece in ps:
+                pieces.append(piece)
+                out_starts.append(start)
                 start += len(piece)
-        return out
+        return pieces, out_starts
+
+    def _raw_pieces_general(self, text: str) -> tuple[list[str], list[int]]:
+        raw = list(self._iter_raw(text))
+        return [p for p, _ in raw], [s for _, s in raw]
+
+
+_new_word = functools.partial(tuple.__new__, Word)
 
 
 def tokenize_split_words(text: str | list[str]) -> list[Word]:
