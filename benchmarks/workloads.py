@@ -464,7 +464,9 @@ def reader_rows(rows: list[Row], task: str) -> list:
     out = []
     for i, r in enumerate(rows):
         b = make_batch(rows, [i], task)
-        text = TextTokens(r.ids[1:r.text_len - 1].tolist(), [], [], {}, {})
+        ids = np.asarray(r.ids[1:r.text_len - 1], np.int32)
+        none = np.full(len(ids), -1, np.int64)
+        text = TextTokens(ids, none, none, none, none)
         pm = b.prediction_mask[0] > 0
         if task == "el":
             out.append(SpanRow(r.window, 0, b.input_ids[0], b.token_type_ids[0], pm, b.special_symbols_mask[0],

@@ -133,22 +133,42 @@ class TripletPrediction:
     triplets: list[tuple[int, str, int, float]]  # (subject index in spans, relation, object index, probability)
 
 
+def _snap_lists(starts: list[int], ends: list[int], n_text: int, n_tokens: int, s: int, e: int
+                ) -> tuple[int, int] | None:
+    """`_snap` on the word-index lists (-1: no word) `TextTokens.word_starts / word_ends`."""
+    while s >= 0 and (s >= n_text or starts[s] < 0):
+        s -= 1
+    e = max(e, 0)
+    while e < n_text and ends[e] < 0:
+        e += 1
+    if s < 0 or e >= min(n_text, n_tokens):
+        return None
+    return starts[s], ends[e]
+
+
 def decode_triplet_row(row: TripletRow, mentions: Sequence[tuple[int, int]], type_pred: np.ndarray | None,
                        re_probs: np.ndarray, threshold: float) -> TripletPrediction:
     """mentions (start, end) positions with CLS, reference order; type_pred [M] or None; re_probs [M, M, R]."""
     text = row.text
-    n = len(mentions)
-    raw = [(int(s), int(e), int(type_pred[k]) if type_pred is not None else None)
-           for k, (s, e) in enumerate(mentions)]
+    ment = np.asarray(mentions, np.int64).reshape(-1, 2)
+    n = len(ment)
     probs = np.asarray(re_probs, dtype=np.float32)[:n, :n]
     cells = np.argwhere(probs > np.float32(threshold))
+    starts, ends = text.word_starts, text.word_ends  # lists: a row has a few mentions, scalar steps are cheapest
+    n_text = len(starts)
+    types = np.asarray(type_pred)[:n].tolist() if type_pred is not None else [None] * n
+    cands = row.span_candidates
     entities: list[Span] = []
-    for s, e, t in raw:
-        w = _snap(text, row.n_all_tokens, s - 1, e - 1)
+    char_entities: list[Span] = []
+    for (s, e), t in zip(ment.tolist(), types, strict=True):
+        w = _snap_lists(starts, ends, n_text, row.n_all_tokens, s - 1, e - 1)
         if w is None:
             continue
-        label = row.span_candidates[t] if (row.span_candidates and t is not None) else NME
+        label = cands[t] if (cands and t is not None) else NME
         entities.append((w[0], w[1] + 1, label))
+        # char span via the word -> sub-token inverse maps (the last sub-token of a word wins, as the reference's)
+        char_entities.append((text.char_starts[n_text - 1 - text.word_starts_reversed.index(w[0])],
+                              text.char_ends[n_text - 1 - text.word_ends_reversed.index(w[1])], label))
     # cells whose subject or object was dropped by the snapping filter: the reference would raise IndexError after
     # skipping entities; never seen in practice
     cells = cells[(cells[:, 0] < len(entities)) & (cells[:, 1] < len(entities))] if len(cells) else cells
@@ -157,12 +177,6 @@ def decode_triplet_row(row: TripletRow, mentions: Sequence[tuple[int, int]], typ
     relations = row.triplet_candidates
     word_triplets = [{"subject": entities[i], "relation": relations[r], "object": entities[j], "probability": p}
                      for i, j, r, p in zip(subj, obj, rel, probabilities, strict=True)]
-    w2ts, w2te = text.word2token_start(), text.word2token_end()
-
-    def to_char(span: Span) -> Span:
-        return (text.char_starts[w2ts[span[0]]], text.char_ends[w2te[span[1] - 1]], span[2])
-
-    char_entities = [to_char(x) for x in entities]
     spans = sorted(set(char_entities), key=lambda x: x[0])
     first: dict[tuple[int, int], int] = {}  # (start, end) -> its first index in `spans`
     for k, p in enumerate(spans):

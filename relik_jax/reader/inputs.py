@@ -23,6 +23,8 @@ Shapes: one row = 1-D int32/bool arrays of its own length; batching and padding 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import itertools
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,24 +54,62 @@ def relation_symbols(n: int, use_nme: bool = False) -> list[str]:
 class TextTokens:
     """Sub-tokens of a window's text (no CLS): ids, absolute char offsets, sub-token -> document word maps.
 
-    `token2word_start[i]` exists only when sub-token i starts at a word's first char (likewise for ends), exactly
-    the reference's `token2word_start/end` dicts (with int keys).
+    `word_start[i]` is a document word index only when sub-token i starts at a word's first char, else -1
+    (likewise `word_end` for last chars): the reference's `token2word_start/end` dicts, as arrays. The dict views
+    (`token2word_start`, `word2token_start`, ...) are built on first use.
     """
 
-    ids: list[int]
-    char_starts: list[int]
-    char_ends: list[int]
-    token2word_start: dict[int, int]
-    token2word_end: dict[int, int]
+    ids: np.ndarray  # [n] int32
+    starts: np.ndarray  # [n] int64 absolute char starts
+    ends: np.ndarray  # [n] int64 absolute char ends
+    word_start: np.ndarray  # [n] int64 document word index or -1
+    word_end: np.ndarray  # [n] int64 document word index or -1
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @functools.cached_property
+    def char_starts(self) -> list[int]:
+        return self.starts.tolist()
+
+    @functools.cached_property
+    def char_ends(self) -> list[int]:
+        return self.ends.tolist()
+
+    @functools.cached_property
+    def word_starts(self) -> list[int]:
+        return self.word_start.tolist()
+
+    @functools.cached_property
+    def word_ends(self) -> list[int]:
+        return self.word_end.tolist()
+
+    @functools.cached_property
+    def word_starts_reversed(self) -> list[int]:
+        return self.word_starts[::-1]
+
+    @functools.cached_property
+    def word_ends_reversed(self) -> list[int]:
+        return self.word_ends[::-1]
+
+    @functools.cached_property
+    def token2word_start(self) -> dict[int, int]:
+        return _as_dict(self.word_start)
+
+    @functools.cached_property
+    def token2word_end(self) -> dict[int, int]:
+        return _as_dict(self.word_end)
 
     def word2token_start(self) -> dict[int, int]:
         return {w: t for t, w in self.token2word_start.items()}  # last sub-token wins, as the reference's inversion
 
     def word2token_end(self) -> dict[int, int]:
         return {w: t for t, w in self.token2word_end.items()}
+
+
+def _as_dict(word: np.ndarray) -> dict[int, int]:
+    hit = np.flatnonzero(word >= 0)
+    return dict(zip(hit.tolist(), word[hit].tolist(), strict=True))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,26 +155,46 @@ def text_tokens(window: Window, cache: SubwordCache) -> TextTokens:
     """Per-word sub-tokens (cached) flattened into the window's sub-tokens with absolute char offsets and the
     sub-token -> document word maps (a sub-token maps to a word when it starts / ends at that word's first / last
     char, as the reference's dict lookups)."""
-    encs = cache.words(window.words)
-    lengths = np.fromiter((len(ids) for ids, _ in encs), np.int64, len(encs))
-    ids = np.concatenate([ids for ids, _ in encs]) if encs else np.zeros(0, np.int32)
-    offsets = np.concatenate([o for _, o in encs]) if encs else np.zeros((0, 2), np.int32)
-    word_starts = np.asarray(window.word_starts, np.int64)
-    word_ends = np.asarray(window.word_ends, np.int64)
+    return text_tokens_many([window], cache)[0]
+
+
+def text_tokens_many(windows: Sequence[Window], cache: SubwordCache) -> list[TextTokens]:
+    """`text_tokens` of many windows at once: one table lookup and one word-map search for all of them (each
+    window's `TextTokens` holds views of the shared arrays)."""
+    words = list(itertools.chain.from_iterable(w.words for w in windows))
+    ids, offsets, lengths = cache.tokens(words)
+    n_words = np.fromiter(map(len, (w.words for w in windows)), np.int64, len(windows))
+    word_bounds = np.concatenate([[0], np.cumsum(n_words)])
+    tok_bounds = np.concatenate([[0], np.cumsum(lengths)])[word_bounds].tolist()
+    if not words:
+        empty = np.zeros(0, np.int64)
+        return [TextTokens(ids, empty, empty, empty, empty) for _ in windows]
+    word_starts = np.concatenate([w.word_starts for w in windows])
+    word_ends = np.concatenate([w.word_ends for w in windows])
     base = np.repeat(word_starts, lengths)
     starts, ends = offsets[:, 0] + base, offsets[:, 1] + base
-    first = window.first_word
-    return TextTokens(ids, starts.tolist(), ends.tolist(), _word_map(starts, word_starts, first),
-                      _word_map(ends, word_ends, first))
+    # a sub-token maps to word w of ITS window when its char equals w's: one search over (window, char) keys
+    window_of_word = np.repeat(np.arange(len(windows), dtype=np.int64), n_words)
+    window_of_token = np.repeat(window_of_word, lengths)
+    first = np.fromiter((w.first_word for w in windows), np.int64, len(windows))[window_of_token]
+    local0 = word_bounds[:-1][window_of_token]  # index of the token's window's first word in the flat arrays
+    word_start = _word_index(window_of_word, word_starts, window_of_token, starts, local0, first)
+    word_end = _word_index(window_of_word, word_ends, window_of_token, ends, local0, first)
+    return [TextTokens(ids[a:b], starts[a:b], ends[a:b], word_start[a:b], word_end[a:b])
+            for a, b in itertools.pairwise(tok_bounds)]
 
 
-def _word_map(chars: np.ndarray, word_chars: np.ndarray, first: int) -> dict[int, int]:
-    """{sub-token i: first + w} for the sub-tokens whose char equals word w's (word chars strictly increasing)."""
-    if not len(word_chars):
-        return {}
-    pos = np.minimum(np.searchsorted(word_chars, chars), len(word_chars) - 1)
-    hit = word_chars[pos] == chars
-    return dict(zip(np.flatnonzero(hit).tolist(), (pos[hit] + first).tolist(), strict=True))
+_KEY = 1 << 40  # (window, char) search keys: chars stay far below it
+
+
+def _word_index(window_of_word: np.ndarray, word_chars: np.ndarray, window_of_token: np.ndarray,
+                chars: np.ndarray, local0: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """[n] document word index of each sub-token whose char equals a word's char in its window, else -1 (word
+    chars strictly increasing within a window)."""
+    keys = window_of_word * _KEY + word_chars
+    query = window_of_token * _KEY + chars
+    pos = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
+    return np.where(keys[pos] == query, pos - local0 + first, -1)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -168,12 +228,13 @@ class SpanInputConfig:
 
 
 def span_rows(window: Window, window_index: int, tokenizer: Tokenizer | SubwordCache, info: TokenizerInfo,
-              cfg: SpanInputConfig) -> list[SpanRow]:
-    """All patches of one window (empty when the window has no words or no candidates, as the reference)."""
+              cfg: SpanInputConfig, text: TextTokens | None = None) -> list[SpanRow]:
+    """All patches of one window (empty when the window has no words or no candidates, as the reference).
+    `text`: the window's `text_tokens`, when already built."""
     if not window.words:
         return []
     cache = as_cache(tokenizer, cfg.special_symbols[1])  # [E-0]
-    text = text_tokens(window, cache)
+    text = text if text is not None else text_tokens(window, cache)
     n_text = len(text)
     max_len = cfg.model_max_length  # read()'s max_length, not the tokenizer's (see TokenizerInfo)
     threshold = info.full_size - len(cfg.special_symbols)
@@ -248,8 +309,9 @@ class TripletInputConfig:
 
 
 def triplet_row(window: Window, window_index: int, tokenizer: Tokenizer | SubwordCache, info: TokenizerInfo,
-                cfg: TripletInputConfig) -> TripletRow | None:
-    """The single row of a window (None when trimming leaves no relation candidate, as the reference skips it)."""
+                cfg: TripletInputConfig, text: TextTokens | None = None) -> TripletRow | None:
+    """The single row of a window (None when trimming leaves no relation candidate, as the reference skips it).
+    `text`: the window's `text_tokens`, when already built."""
     if not window.words:
         return None
     typed = len(cfg.type_symbols) > 0
@@ -273,7 +335,7 @@ def triplet_row(window: Window, window_index: int, tokenizer: Tokenizer | Subwor
         blocks = [cache.block(type_syms, span_cands), (sep, np.ones(1, np.int64)), *blocks]
     cands = [ids for ids, _ in blocks]
     n_cand = sum(len(ids) for ids in cands)
-    text = text_tokens(window, cache)
+    text = text if text is not None else text_tokens(window, cache)
     n_all = len(text) + 2 + n_cand  # words + [SEP] + candidates + [SEP]
     max_len = cfg.model_max_length  # read()'s max_length, not the tokenizer's (see TokenizerInfo)
     if n_cand + len(text) + SLACK > max_len:
@@ -312,9 +374,11 @@ def triplet_row(window: Window, window_index: int, tokenizer: Tokenizer | Subwor
     else:
         entity_mask = np.zeros_like(special)
         relation_mask = special
-    token_type_ids = (np.cumsum(special) > 0).astype(np.int32)
-    prediction_mask = np.roll(token_type_ids, -1).astype(bool)
-    prediction_mask[-1] = True
-    prediction_mask[0] = True
+    # token types: 1 from the first special symbol on; predictable: the words before the position just ahead of it
+    first = int(special.argmax()) if special.any() else len(input_ids)
+    positions = np.arange(len(input_ids))
+    token_type_ids = (positions >= first).astype(np.int32)
+    prediction_mask = positions >= first - 1
+    prediction_mask[[0, -1]] = True
     return TripletRow(window_index, input_ids, token_type_ids, prediction_mask, relation_mask, entity_mask,
                       span_cands, trip, text, n_all)

@@ -46,6 +46,7 @@ from relik_jax.reader.inputs import (
     relation_symbols,
     span_rows,
     span_symbols,
+    text_tokens_many,
     triplet_row,
 )
 from relik_jax.reader.model import ReaderConfig, SpanReader, TripletReader
@@ -198,13 +199,13 @@ class Reader:
         """Input rows of `windows` (`Window`s, or windowized rows such as the reference's window dicts)."""
         t = time.perf_counter()
         out: list[Any] = []
-        for i, w in enumerate(windows):
-            if isinstance(w, dict):
-                w = Window.from_dict(w)
+        windows = [Window.from_dict(w) if isinstance(w, dict) else w for w in windows]
+        texts = text_tokens_many(windows, self.subwords)
+        for i, (w, text) in enumerate(zip(windows, texts, strict=True)):
             if self.cfg.is_span:
-                out.extend(span_rows(w, i, self.subwords, self.info, self.inputs))
+                out.extend(span_rows(w, i, self.subwords, self.info, self.inputs, text))
             else:
-                row = triplet_row(w, i, self.subwords, self.info, self.inputs)
+                row = triplet_row(w, i, self.subwords, self.info, self.inputs, text)
                 if row is not None:
                     out.append(row)
         self.times.add("rows", t)  # includes "tokenize"

@@ -5,7 +5,8 @@ The reader tokenizes every word of a window on its own, and every candidate as `
 same 100 candidates come back in window after window with different symbols, so the tokenizer would see the same
 strings again and again. `SubwordCache` keeps, per distinct string:
 
-- a word: its ids and char offsets (the tokenizer's, relative to the word) — exactly `encode(word)`;
+- a word: its ids and char offsets (the tokenizer's, relative to the word) — exactly `encode(word)` — in a table
+  whose sub-tokens sit in flat arrays (CSR rows), so a window's sub-tokens are one gather, not one array per word;
 - a candidate text: the ids that follow the symbol in `encode(f"{symbol} {text}")`. Added tokens are split off
   before the normalizer and pre-tokenizer run on the pieces between them, so what follows the symbol does not
   depend on which symbol it is: `encode(f"[E-7] {text}").ids == [id("[E-7]"), *cache.candidate(text)]`
@@ -16,12 +17,14 @@ strings again and again. `SubwordCache` keeps, per distinct string:
   read the same list, so a row is its text plus a slice of a cached block: one concatenation, not one per
   candidate.
 
-The cache is bounded (entries beyond `max_entries` are computed but not kept) and never changes results.
+The cache is bounded (a word table that would pass `max_entries` words starts afresh; candidate texts beyond it
+are computed but not kept) and never changes results.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import time
 from collections.abc import Iterable, Sequence
 
@@ -44,7 +47,11 @@ class SubwordCache:
         self.tokenizer = tokenizer
         self.symbol = symbol  # any added special symbol of the reader ("[E-0]" / "[R-0]")
         self.max_entries = max_entries
-        self.word_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.word_index: dict[str, int] = {}  # word -> its row in the word table
+        self._word_ptr = np.zeros(1024, np.int64)  # [capacity >= words + 1]: word w is flat[ptr[w]:ptr[w + 1]]
+        self._flat_ids = np.zeros(0, np.int32)  # [capacity] int32
+        self._flat_offsets = np.zeros((0, 2), np.int32)  # [capacity, 2] int32, relative to the word
+        self._used = 0
         self.candidate_cache: dict[str, np.ndarray] = {}
         self.symbol_cache: dict[str, int] = {}
         self.block_cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
@@ -68,23 +75,52 @@ class SubwordCache:
             out.append(ids[s])
         return out
 
-    def words(self, words: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """(ids [n] int32, offsets [n, 2] int32 relative to the word) per word; misses go to the tokenizer in one
-        batch call."""
+    def tokens(self, words: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sub-tokens of `words`, each word encoded on its own: (ids [n] int32, char offsets [n, 2] int32 relative
+        to their word, sub-tokens per word [len(words)] int64). Misses go to the tokenizer in one batch call."""
         t = time.perf_counter()
-        cache = self.word_cache
-        missing = list(dict.fromkeys(w for w in words if w not in cache))
-        if missing:
-            encs = self.tokenizer.encode_batch(missing, add_special_tokens=False)
-            fresh = {w: (np.asarray(e.ids, np.int32), np.asarray(e.offsets, np.int32).reshape(-1, 2))
-                     for w, e in zip(missing, encs, strict=True)}
-            if len(cache) + len(fresh) <= self.max_entries:
-                cache.update(fresh)
-            out = [cache.get(w) or fresh[w] for w in words]
-        else:
-            out = [cache[w] for w in words]
+        index = self.word_index
+        rows = list(map(index.get, words))
+        if None in rows:
+            missing = list(dict.fromkeys(w for w, r in zip(words, rows, strict=True) if r is None))
+            if len(index) + len(missing) > self.max_entries:  # full: start afresh with this call's words
+                self._clear_words()
+                missing = list(dict.fromkeys(words))
+            self._add_words(missing)
+            rows = list(map(index.get, words))
+        rows_arr = np.array(rows, np.int64)
+        lo = self._word_ptr[rows_arr]
+        lengths = self._word_ptr[rows_arr + 1] - lo
+        ends = np.cumsum(lengths)
+        pos = np.arange(int(ends[-1]) if len(ends) else 0) + np.repeat(lo - ends + lengths, lengths)
+        out = self._flat_ids[pos], self._flat_offsets[pos], lengths
         self.times.add("tokenize", t)
         return out
+
+    def _clear_words(self) -> None:
+        self.word_index.clear()
+        self._used = 0
+
+    def _add_words(self, words: list[str]) -> None:
+        encs = self.tokenizer.encode_batch(words, add_special_tokens=False)
+        lengths = np.fromiter((len(e.ids) for e in encs), np.int64, len(encs))
+        n = int(lengths.sum())
+        ids = np.fromiter(itertools.chain.from_iterable(e.ids for e in encs), np.int32, n)
+        offsets = np.fromiter(itertools.chain.from_iterable(x for e in encs for x in e.offsets), np.int32,
+                              2 * n).reshape(n, 2)
+        need = self._used + n
+        if need > len(self._flat_ids):  # grow by doubling: amortised O(1) per sub-token
+            cap = max(need, 2 * len(self._flat_ids), 1024)
+            self._flat_ids = np.resize(self._flat_ids, cap)
+            self._flat_offsets = np.resize(self._flat_offsets, (cap, 2))
+        self._flat_ids[self._used: need] = ids
+        self._flat_offsets[self._used: need] = offsets
+        first = len(self.word_index)
+        if first + len(words) + 1 > len(self._word_ptr):
+            self._word_ptr = np.resize(self._word_ptr, max(first + len(words) + 1, 2 * len(self._word_ptr)))
+        self._word_ptr[first + 1: first + len(words) + 1] = self._used + np.cumsum(lengths)
+        self._used = need
+        self.word_index.update(zip(words, range(first, first + len(words)), strict=True))
 
     def candidates(self, texts: Sequence[str]) -> list[np.ndarray]:
         """Ids that follow the symbol in `encode(f"{symbol} {text}")`, per text."""

@@ -1,5 +1,6 @@
 """Sub-word cache: cached word and candidate ids equal direct tokenization (SentencePiece and WordPiece)."""
 
+import numpy as np
 from tokenizers import AddedToken
 
 from relik_jax.data import corpora
@@ -20,10 +21,13 @@ def _check(tok, symbols):
     titles = _titles()
     cache.check_candidates(titles, symbols)
     words = [w for t in titles for w in t.split()] + ODD
-    for w, (ids, offsets) in zip(words, cache.words(words), strict=True):
-        enc = tok.encode(w, add_special_tokens=False)
-        assert ids.tolist() == enc.ids and [tuple(o) for o in offsets.tolist()] == enc.offsets, w
-    assert cache.words(words[:5])[0][0] is cache.word_cache[words[0]][0]  # a hit returns the cached arrays
+    for _ in range(2):  # misses, then hits
+        ids, offsets, lengths = cache.tokens(words)
+        ends = np.cumsum(lengths)
+        for w, a, b in zip(words, ends - lengths, ends, strict=True):
+            enc = tok.encode(w, add_special_tokens=False)
+            assert ids[a:b].tolist() == enc.ids and [tuple(o) for o in offsets[a:b].tolist()] == enc.offsets, w
+    assert len(cache.word_index) == len(set(words))  # every distinct word once in the table
 
 
 def test_spm_reader_tokenizers(reference_dir):
@@ -44,7 +48,8 @@ def test_wordpiece_tokenizer_with_added_symbols():
 def test_bounded_cache_still_answers():
     tok = load_tokenizer(resolve_encoder("all-MiniLM-L6-v2"))
     cache = SubwordCache(tok, "[SEP]", max_entries=3)
-    words = ["alpha", "beta", "gamma", "delta", "alpha"]
-    out = cache.words(words)
-    assert len(cache.word_cache) == 0  # 4 new words do not fit: computed, not kept
-    assert [o[0].tolist() for o in out] == [tok.encode(w, add_special_tokens=False).ids for w in words]
+    direct = {w: tok.encode(w, add_special_tokens=False).ids for w in ["alpha", "beta", "gamma", "delta", "x"]}
+    for words in (["alpha", "beta"], ["gamma", "delta", "alpha"], ["x"], ["alpha", "beta", "gamma", "delta"]):
+        ids, _, lengths = cache.tokens(words)
+        assert ids.tolist() == [i for w in words for i in direct[w]]
+        assert len(cache.word_index) <= max(3, len(set(words)))  # full: the table starts afresh
