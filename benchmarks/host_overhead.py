@@ -20,7 +20,12 @@ apart, one call at a time on an idle device, and added ("dispatch"). Host-bound 
 pass wall time + dispatch): the rate at which the host could feed an infinitely fast accelerator, with the batches
 the reader uses on one (`Buckets.for_platform("gpu")`: up to 128 short rows per batch). The serial
 passes on the real CPU device (`prefetch_chunks=0`) and the pipelined pass (`prefetch_chunks=1`, two batches in
-flight, host work of the next chunk in a background thread) are reported beside it. Compile time (first pass
+flight, host work of the next chunk in a background thread) are reported beside it. `--processes N` (default 2
+here) also measures N pipeline processes feeding one accelerator, as Ray Data runs them with
+`num_gpus_per_actor=1/N` (relik_jax.inference.ray_annotate): each takes every N-th document, their null-device
+passes start together (a barrier), and the rate is all windows / the slowest process's pass + dispatch. Python
+holds one core per process, so this is how a many-core accelerator host goes past one process's ceiling; on this
+2-core machine the 2 processes share the cores with nothing else. Compile time (first pass
 minus a steady pass) is reported apart. Device-floor rates: windows/s that an
 H100 / RTX 4090 could sustain at their bf16 peak on ReLiK-S/B/L rows of the workload's mean length
 (relik_jax.engine.flops), the rate the host must keep up with. Writes JSON (+ PNG) to benchmarks/results/.
@@ -31,6 +36,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import multiprocessing
 import os
 import platform
 import statistics
@@ -241,6 +247,76 @@ def run(relik: Relik, texts: list[str], candidates, prefetch: int) -> tuple[floa
     return time.perf_counter() - t, relik.times.snapshot()
 
 
+def null_passes(relik: Relik, texts: list[str], candidates, repeats: int, barrier=None
+                ) -> tuple[NullDevice, list[tuple[float, dict[str, float]]], float]:
+    """Record one pass, replay `repeats` null-device passes (each after `barrier`, when given: passes of several
+    processes start together), time the recorded calls' dispatch: (null device, passes, dispatch seconds)."""
+    null = NullDevice(relik.reader)
+    null.mode = "record"
+    run(relik, texts, candidates, prefetch=0)
+    null.mode = "replay"
+    passes = []
+    for _ in range(repeats):
+        null.arm()
+        if barrier is not None:
+            barrier.wait()
+        passes.append(run(relik, texts, candidates, prefetch=0))
+        assert not null.queue, "the null-device pass made other calls than the recorded pass"
+    null.mode = "off"
+    return null, passes, null.dispatch_s(max(repeats, 3))
+
+
+def shard(texts: list[str], candidates, rank: int, n: int) -> tuple[list[str], object]:
+    """Documents rank, rank + n, ... and their candidates (per-document lists follow their documents)."""
+    def part(c):
+        return c[rank::n] if c and isinstance(c[0], (list, tuple)) else c
+
+    cands = {k: part(v) for k, v in candidates.items()} if isinstance(candidates, dict) else part(candidates)
+    return texts[rank::n], cands
+
+
+def _process(name: str, docs: int, repeats: int, seed: int, rank: int, n: int, barrier, results) -> None:
+    """One of `n` pipeline processes: the reader `measure` builds, its share of the documents, null passes that
+    start with the other processes' (barrier)."""
+    try:
+        task, texts, candidates, (size, stride) = workload(name, docs, seed)
+        reader = tiny_reader(task, seed, buckets=Buckets.for_platform("gpu"))
+        relik = Relik(reader, None, task="span" if task == "el" else "triplet", top_k=100, window_size=size,
+                      window_stride=stride)
+        calibrate(relik, texts, candidates, MENTIONS_PER_WINDOW[name])  # all documents: the same reader everywhere
+        texts, candidates = shard(texts, candidates, rank, n)
+        run(relik, texts, candidates, prefetch=0)  # compiles
+        _, passes, dispatch = null_passes(relik, texts, candidates, repeats, barrier)
+        results.put((rank, count_windows(relik, texts), [p[0] for p in passes], dispatch, None))
+    except BaseException as e:  # noqa: BLE001 - reported by the parent
+        barrier.abort()
+        results.put((rank, 0, [], 0.0, repr(e)))
+
+
+def measure_processes(name: str, docs: int, repeats: int, seed: int, n: int) -> dict:
+    """Host-bound ceiling of `n` pipeline processes feeding one accelerator (what Ray Data runs with
+    `num_gpus_per_actor=1/n`): each annotates every n-th document; their null-device passes start together, and
+    a repeat's rate is all windows / the slowest process's (pass wall + dispatch)."""
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process whose JAX runtime has threads
+    barrier, results = ctx.Barrier(n), ctx.Queue()
+    procs = [ctx.Process(target=_process, args=(name, docs, repeats, seed, r, n, barrier, results))
+             for r in range(n)]
+    for p in procs:
+        p.start()
+    got = sorted(results.get(timeout=1800) for _ in procs)
+    for p in procs:
+        p.join()
+    errors = [g[4] for g in got if g[4]]
+    if errors:
+        raise RuntimeError(f"{name}: a host process failed: {errors}")
+    windows = sum(g[1] for g in got)
+    walls = [max(g[2][i] + g[3] for g in got) for i in range(repeats)]
+    wall = statistics.median(walls)
+    return {"processes": n, "windows": windows, "windows_per_process": [g[1] for g in got],
+            "slowest_pass_s": walls, "host_bound_windows_per_s": windows / wall,
+            "host_ms_per_window_per_process": 1e3 * wall * n / windows}
+
+
 def count_windows(relik: Relik, texts: list[str]) -> int:
     return sum(1 for t in texts for _ in relik.splitter.split_document(t))
 
@@ -262,17 +338,7 @@ def measure(name: str, docs: int, repeats: int, retrieval: bool, seed: int) -> d
     serial_stage = {k: statistics.median(s[1].get(k, 0.0) for s in serial) for k in ALL_STAGES + ["device wait"]}
     serial_stage["rows"] = max(serial_stage["rows"] - serial_stage["tokenize"], 0.0)  # "rows" includes "tokenize"
     pipelined = statistics.median(run(relik, texts, candidates, prefetch=1)[0] for _ in range(repeats))
-    null = NullDevice(reader)
-    null.mode = "record"
-    run(relik, texts, candidates, prefetch=0)
-    null.mode = "replay"
-    passes = []
-    for _ in range(repeats):
-        null.arm()
-        passes.append(run(relik, texts, candidates, prefetch=0))
-        assert not null.queue, "the null-device pass made other calls than the recorded pass"
-    null.mode = "off"
-    dispatch = null.dispatch_s(max(repeats, 3))
+    null, passes, dispatch = null_passes(relik, texts, candidates, repeats)
     null_wall = statistics.median(p[0] for p in passes)
     per_stage = {k: statistics.median(p[1].get(k, 0.0) for p in passes) for k in ALL_STAGES}
     per_stage["rows"] = max(per_stage["rows"] - per_stage["tokenize"], 0.0)
@@ -308,6 +374,10 @@ def table(results: list[dict]) -> str:
     lines.append("| **host total** | " + " | ".join(f"**{r['host_ms_per_window']:.3f}**" for r in results) + " |")
     lines.append("| host-bound ceiling (windows/s) | "
                  + " | ".join(f"{r['host_bound_windows_per_s']:,.0f}" for r in results) + " |")
+    if all("multi_process" in r for r in results):
+        n = results[0]["multi_process"]["processes"]
+        lines.append(f"| host-bound ceiling, {n} processes (windows/s) | " + " | ".join(
+            f"{r['multi_process']['host_bound_windows_per_s']:,.0f}" for r in results) + " |")
     lines.append("| target (windows/s) | " + " | ".join(f"{r['target_windows_per_s'] or '-'}" for r in results) + " |")
     lines.append("| serial run, CPU device (windows/s) | "
                  + " | ".join(f"{r['windows'] / r['serial_s']:,.0f}" for r in results) + " |")
@@ -355,10 +425,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--retrieval", action="store_true", help="AIDA: retrieve the candidates with a tiny retriever")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--processes", type=int, default=min(2, os.cpu_count() or 1),
+                    help="also measure this many pipeline processes sharing the accelerator (1: skip)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "host_overhead.json")
     args = ap.parse_args(argv)
     load_before = os.getloadavg()
     results = [measure(w, args.docs, args.repeats, args.retrieval, args.seed) for w in args.workloads.split(",")]
+    if args.processes > 1 and not args.retrieval:
+        for r in results:
+            r["multi_process"] = measure_processes(r["workload"], args.docs, args.repeats, args.seed,
+                                                   args.processes)
     env = {"device": str(jax.devices()[0]), "cpu_count": os.cpu_count(), "platform": platform.platform(),
            "load_average_before": load_before, "load_average_after": os.getloadavg(), "jax": jax.__version__,
            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}

@@ -149,31 +149,34 @@ def _snap_lists(starts: list[int], ends: list[int], n_text: int, n_tokens: int, 
 def decode_triplet_row(row: TripletRow, mentions: Sequence[tuple[int, int]], type_pred: np.ndarray | None,
                        re_probs: np.ndarray, threshold: float) -> TripletPrediction:
     """mentions (start, end) positions with CLS, reference order; type_pred [M] or None; re_probs [M, M, R]."""
-    text = row.text
-    ment = np.asarray(mentions, np.int64).reshape(-1, 2)
+    ment = mentions.tolist() if isinstance(mentions, np.ndarray) else [tuple(m) for m in mentions]
+    if not ment:
+        return TripletPrediction([], [], [], [])
     n = len(ment)
-    probs = np.asarray(re_probs, dtype=np.float32)[:n, :n]
-    cells = np.argwhere(probs > np.float32(threshold))
+    text = row.text
     starts, ends = text.word_starts, text.word_ends  # lists: a row has a few mentions, scalar steps are cheapest
     n_text = len(starts)
     types = np.asarray(type_pred)[:n].tolist() if type_pred is not None else [None] * n
     cands = row.span_candidates
     entities: list[Span] = []
     char_entities: list[Span] = []
-    for (s, e), t in zip(ment.tolist(), types, strict=True):
+    for (s, e), t in zip(ment, types, strict=True):
         w = _snap_lists(starts, ends, n_text, row.n_all_tokens, s - 1, e - 1)
         if w is None:
             continue
         label = cands[t] if (cands and t is not None) else NME
         entities.append((w[0], w[1] + 1, label))
         # char span via the word -> sub-token inverse maps (the last sub-token of a word wins, as the reference's)
-        char_entities.append((text.char_starts[n_text - 1 - text.word_starts_reversed.index(w[0])],
-                              text.char_ends[n_text - 1 - text.word_ends_reversed.index(w[1])], label))
-    # cells whose subject or object was dropped by the snapping filter: the reference would raise IndexError after
-    # skipping entities; never seen in practice
-    cells = cells[(cells[:, 0] < len(entities)) & (cells[:, 1] < len(entities))] if len(cells) else cells
-    subj, obj, rel = (cells[:, k].tolist() for k in range(3))
-    probabilities = probs[cells[:, 0], cells[:, 1], cells[:, 2]].round(2).tolist()  # float32 rounding, as the ref
+        char_entities.append((text.starts.item(n_text - 1 - starts[::-1].index(w[0])),
+                              text.ends.item(n_text - 1 - ends[::-1].index(w[1])), label))
+    probs = np.asarray(re_probs, dtype=np.float32)[:n, :n]
+    subj_a, obj_a, rel_a = np.nonzero(probs > np.float32(threshold))  # lexicographic (i, j, r), as argwhere
+    probabilities = probs[subj_a, obj_a, rel_a].round(2).tolist()  # float32 rounding, as the reference
+    subj, obj, rel = subj_a.tolist(), obj_a.tolist(), rel_a.tolist()
+    if len(entities) < n:  # cells whose subject or object was dropped by the snapping filter: the reference would
+        keep = [i < len(entities) and j < len(entities) for i, j in zip(subj, obj, strict=True)]  # raise IndexError
+        subj, obj, rel, probabilities = ([x for x, k in zip(v, keep, strict=True) if k]
+                                         for v in (subj, obj, rel, probabilities))
     relations = row.triplet_candidates
     word_triplets = [{"subject": entities[i], "relation": relations[r], "object": entities[j], "probability": p}
                      for i, j, r, p in zip(subj, obj, rel, probabilities, strict=True)]

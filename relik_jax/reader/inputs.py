@@ -85,14 +85,6 @@ class TextTokens:
         return self.word_end.tolist()
 
     @functools.cached_property
-    def word_starts_reversed(self) -> list[int]:
-        return self.word_starts[::-1]
-
-    @functools.cached_property
-    def word_ends_reversed(self) -> list[int]:
-        return self.word_ends[::-1]
-
-    @functools.cached_property
     def token2word_start(self) -> dict[int, int]:
         return _as_dict(self.word_start)
 

@@ -22,6 +22,7 @@ The reader fills a window's `predicted_*` fields; `relik_jax.inference.merge` fo
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -266,17 +267,18 @@ class WindowSplitter:
         if not isinstance(text, str):
             raise TypeError(f"document text must be str or list of words, got {type(text).__name__}")
         ws = _as_words(text, words, is_split_into_words)
-        starts = np.fromiter((w.start for w in ws), dtype=np.int64, count=len(ws))
-        ends = np.fromiter((w.end for w in ws), dtype=np.int64, count=len(ws))
+        starts = np.fromiter(map(_START, ws), dtype=np.int64, count=len(ws))
+        ends = np.fromiter(map(_END, ws), dtype=np.int64, count=len(ws))
+        texts = list(map(_TEXT, ws))
         topic = doc_topic if doc_topic is not None else (ws[0].text if ws else "")
         spans = sorted(spans)
         for window_id, (a, b) in enumerate(window_bounds(len(ws), self.window_size, self.window_stride)):
-            lo, hi = int(starts[a]), int(ends[b - 1])
+            lo, hi = starts.item(a), ends.item(b - 1)
             yield Window(
                 doc_id=doc_id,
                 window_id=window_id,
                 text=text[lo:hi],
-                words=[w.text for w in ws[a:b]],
+                words=texts[a:b],
                 offset=lo,
                 word_starts=starts[a:b],
                 word_ends=ends[a:b],
@@ -309,6 +311,9 @@ class WindowSplitter:
                 first_topic = topic if i == 0 else first_topic
                 topic = first_topic
             yield from self.split_document(text, doc_id, ws, doc_topic=topic)
+
+
+_TEXT, _START, _END = operator.attrgetter("text"), operator.attrgetter("start"), operator.attrgetter("end")
 
 
 def _as_words(
