@@ -119,6 +119,14 @@ class TokenizerInfo:
     # reach ~1000 tokens even when the tokenizer says 512. The budget is `SpanInputConfig` / `TripletInputConfig`.
     model_max_length: int
 
+    @functools.cached_property
+    def cls_ids(self) -> np.ndarray:
+        return np.asarray([self.cls_id], np.int32)
+
+    @functools.cached_property
+    def sep_ids(self) -> np.ndarray:
+        return np.asarray([self.sep_id], np.int32)
+
     @classmethod
     def from_tokenizer(cls, tokenizer: Tokenizer, folder: str | Path | None = None) -> TokenizerInfo:
         max_len = 10**30
@@ -317,7 +325,7 @@ def triplet_row(window: Window, window_index: int, tokenizer: Tokenizer | Subwor
     trip = (candidate_texts(window.triplet_candidates) or [])[: min(len(cfg.relation_symbols), cfg.max_triplets)]
     rel_syms = list(cfg.relation_symbols[: len(trip)])
     cache = as_cache(tokenizer, cfg.relation_symbols[0])
-    sep = np.asarray([info.sep_id], np.int32)  # the "[SEP]" string is the [SEP] token
+    sep = info.sep_ids  # the "[SEP]" string is the [SEP] token
     # the candidates as cached blocks: [types, [SEP],] relations (split per candidate only when trimming)
     blocks = [cache.block(rel_syms, trip)]
     n_span = 0
@@ -357,20 +365,22 @@ def triplet_row(window: Window, window_index: int, tokenizer: Tokenizer | Subwor
         trip = trip[:i]
         if not trip:
             return None
-    input_ids = np.concatenate([[info.cls_id], text.ids, sep, *cands, sep]).astype(np.int32)
+    input_ids = np.concatenate([info.cls_ids, text.ids, sep, *cands, sep], dtype=np.int32)
     special = input_ids >= info.vocab_size
     if typed:
         ents = min(len(span_cands), len(cfg.type_symbols))
         entity_mask = special & (np.cumsum(special) <= ents)
         relation_mask = special ^ entity_mask
     else:
-        entity_mask = np.zeros_like(special)
+        entity_mask = np.zeros(len(special), bool)
         relation_mask = special
     # token types: 1 from the first special symbol on; predictable: the words before the position just ahead of it
-    first = int(special.argmax()) if special.any() else len(input_ids)
+    first = int(special.argmax())
+    if not special[first]:
+        first = len(input_ids)
     positions = np.arange(len(input_ids))
     token_type_ids = (positions >= first).astype(np.int32)
     prediction_mask = positions >= first - 1
-    prediction_mask[[0, -1]] = True
+    prediction_mask[0] = prediction_mask[-1] = True
     return TripletRow(window_index, input_ids, token_type_ids, prediction_mask, relation_mask, entity_mask,
                       span_cands, trip, text, n_all)

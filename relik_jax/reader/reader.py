@@ -272,13 +272,18 @@ class Reader:
         num_starts = yield a["num_starts"]
         n_starts = min(bk.count(int(np.max(num_starts))), text_len)
         triplet = not self.cfg.is_span
+        if self.cfg.is_span:
+            symbols = [np.count_nonzero(r.special_symbols_mask) for r in rows]
+        else:
+            symbols = [np.count_nonzero(r.relation_symbols_mask) for r in rows]
+            types = [np.count_nonzero(r.entity_symbols_mask) for r in rows]
         if self.cfg.is_span and not self.cfg.binary_end_logits:
-            c_sym = bk.count(max(int(r.special_symbols_mask.sum()) for r in rows))
+            c_sym = bk.count(max(symbols))
             sym_pos, sym_valid = self._rows(*self._positions([r.special_symbols_mask for r in rows], layout, c_sym))
             self.shapes.add("ends+heads", (n_rows, length, n_starts, text_len, c_sym))
             out = self._ends_link(a["features"], a["start_pred"], pm, sym_pos, sym_valid, n_starts, text_len)
             host = yield {**{k: v for k, v in a.items() if k != "features"}, **out}
-            return [self._row_output(host, b, r) for b, r in enumerate(rows)]
+            return self._row_outputs(host, rows, symbols)
         self.shapes.add("ends", (n_rows, length, n_starts, text_len))
         b_out = self._ends(a["features"], a["start_pred"], pm, n_starts, text_len, triplet)
         counts = np.asarray((yield b_out["num_mentions"]))
@@ -289,13 +294,13 @@ class Reader:
                           f"scored among its first {self.max_mentions} only (Reader(max_mentions=...))", stacklevel=2)
             n_ment = self.max_mentions
         if self.cfg.is_span:
-            c_sym = bk.count(max(int(r.special_symbols_mask.sum()) for r in rows))
+            c_sym = bk.count(max(symbols))
             sym_pos, sym_valid = self._rows(*self._positions([r.special_symbols_mask for r in rows], layout, c_sym))
             self.shapes.add("heads", (n_rows, length, n_starts, text_len, n_ment, c_sym))
             c_out = self._heads(a["features"], b_out["starts"], b_out["end_pred"], sym_pos, sym_valid, n_ment)
         else:
-            n_t = bk.count(max(int(r.entity_symbols_mask.sum()) for r in rows))
-            n_r = bk.count(max(int(r.relation_symbols_mask.sum()) for r in rows))
+            n_t = bk.count(max(types))
+            n_r = bk.count(max(symbols))
             tp, tv = self._rows(*self._positions([r.entity_symbols_mask for r in rows], layout, n_t))
             rp, rv = self._rows(*self._positions([r.relation_symbols_mask for r in rows], layout, n_r))
             flat = flat_pairs(np.minimum(counts, n_ment), self.pair_chunk)
@@ -310,32 +315,36 @@ class Reader:
             if "type_logits" in host:
                 blocks["type_logits"] = flat.per_row(host["type_logits"], mentions=True)
                 blocks["type_pred"] = flat.per_row(host["type_pred"], mentions=True)
-            return [self._row_output(host, b, r, {k: v[b] for k, v in blocks.items()}) for b, r in enumerate(rows)]
+            return self._row_outputs(host, rows, symbols, types, blocks)
         host = yield {**{k: v for k, v in a.items() if k != "features"}, **b_out, **c_out}
-        return [self._row_output(host, b, r) for b, r in enumerate(rows)]
+        return self._row_outputs(host, rows, symbols)
 
-    def _row_output(self, h: dict[str, np.ndarray], b: int, row: Any,
-                    blocks: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
-        n = len(row)
-        sv = h["start_valid"][b]
-        mv = h["mention_valid"][b]
-        m = int(mv.sum())
-        out = {"start_logits": h["start_logits"][b, :n], "start_pred": h["start_pred"][b, :n],
-               "starts": h["starts"][b][sv], "end_logits": h["end_logits"][b][sv], "end_pred": h["end_pred"][b][sv],
-               "mentions": np.stack([h["mention_start"][b][:m], h["mention_end"][b][:m]], -1)}
-        if self.cfg.is_span:
-            c = int(row.special_symbols_mask.sum())
-            out.update(ed_logits=h["ed_logits"][b, :m, :c], ed_probs=h["ed_probs"][b, :m, :c],
-                       ed_pred=h["ed_pred"][b, :m])
-        else:  # per-row blocks of the flat relation stage (reader/pairs.py)
-            r = int(row.relation_symbols_mask.sum())
-            t = int(row.entity_symbols_mask.sum())
-            out.update(re_probs=blocks["re_probs"][:, :, :r])
-            if "re_logits" in blocks:
-                out.update(re_logits=blocks["re_logits"][:, :, :r])
-            if "type_logits" in blocks:
-                out.update(type_logits=blocks["type_logits"][:, :t], type_pred=blocks["type_pred"])
-        return out
+    def _row_outputs(self, h: dict[str, np.ndarray], rows: Sequence[Any], symbols: list[int],
+                     types: list[int] | None = None, blocks: dict[str, list[np.ndarray]] | None = None
+                     ) -> list[dict[str, np.ndarray]]:
+        """Per-row views of a batch's host outputs, un-padded. `symbols`: each row's linking (span) or relation
+        (triplet) symbols; `types`: its entity-type symbols; `blocks`: per-row blocks of the flat relation stage
+        (reader/pairs.py)."""
+        mentions = np.stack([h["mention_start"], h["mention_end"]], -1)  # [B, M, 2]
+        n_mentions = np.count_nonzero(h["mention_valid"], axis=1).tolist()
+        start_valid = h["start_valid"]
+        outs = []
+        for b, (row, m, c) in enumerate(zip(rows, n_mentions, symbols, strict=False)):
+            n, sv = len(row), start_valid[b]
+            out = {"start_logits": h["start_logits"][b, :n], "start_pred": h["start_pred"][b, :n],
+                   "starts": h["starts"][b][sv], "end_logits": h["end_logits"][b][sv], "end_pred": h["end_pred"][b][sv],
+                   "mentions": mentions[b, :m]}
+            if blocks is None:
+                out.update(ed_logits=h["ed_logits"][b, :m, :c], ed_probs=h["ed_probs"][b, :m, :c],
+                           ed_pred=h["ed_pred"][b, :m])
+            else:
+                out["re_probs"] = blocks["re_probs"][b][:, :, :c]
+                if "re_logits" in blocks:
+                    out["re_logits"] = blocks["re_logits"][b][:, :, :c]
+                if "type_logits" in blocks:
+                    out.update(type_logits=blocks["type_logits"][b][:, :types[b]], type_pred=blocks["type_pred"][b])
+            outs.append(out)
+        return outs
 
     # ------------------------------------------------------------------------------------------------------
     def read(self, windows: Sequence[Window | dict[str, Any]]

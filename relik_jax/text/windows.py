@@ -64,6 +64,8 @@ def candidate_texts(candidates: Iterable[Any] | None) -> list[str] | None:
     """Candidate texts from strings, JSON dicts (`{"text": ...}`) or retrieved documents (a `.text`)."""
     if candidates is None:
         return None
+    if isinstance(candidates, list) and set(map(type, candidates)) <= {str}:  # the common case, checked in C
+        return list(candidates)
     return [c if isinstance(c, str) else c["text"] if isinstance(c, dict) else c.text for c in candidates]
 
 
