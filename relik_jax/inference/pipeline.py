@@ -34,7 +34,7 @@ from relik_jax.reader.reader import Reader, SpanWindowPrediction
 from relik_jax.retriever.encoder import Retriever, load_encoder, save_encoder
 from relik_jax.retriever.index import DocumentIndex
 from relik_jax.text.windows import Window, WindowSplitter
-from relik_jax.text.words import tokenize
+from relik_jax.text.words import tokenize_columns
 
 SPAN, TRIPLET, BOTH = "span", "triplet", "both"
 DEFAULT_WINDOWS = {SPAN: (32, 16), TRIPLET: (64, 32), BOTH: (64, 32)}
@@ -207,12 +207,12 @@ class Relik:
             if current is not None:
                 done.append(current)
             t = time.perf_counter()
-            words = tokenize(text, is_split_into_words=split)
+            words, starts, ends = tokenize_columns(text, is_split_into_words=split)
             t = self.times.add("words", t)
-            current = DocumentMerge(doc_index, text, [w.text for w in words], keep_windows=return_windows,
+            current = DocumentMerge(doc_index, text, words, keep_windows=return_windows,
                                     keep_candidates=keep_candidates, raw=self.config.raw_output)
             doc_cands = self._doc_candidates(candidates, doc_index)
-            for window in self.splitter.split_document(text, doc_index, words):
+            for window in self.splitter.split_columns(text, doc_index, words, starts, ends):
                 window.span_candidates = doc_cands.get(SPAN)
                 window.triplet_candidates = doc_cands.get(TRIPLET)
                 pending.append((current, window))
@@ -281,7 +281,7 @@ class Relik:
         predictions = self.reader.decode(len(windows), chunk.rows, self.reader.forward(chunk.rows))
         t = time.perf_counter()
         for k, ((merge, window), pred) in enumerate(zip(chunk.pending, predictions, strict=True)):
-            window.predicted_spans = [(int(s), int(e), str(t)) for s, e, t in pred.spans]
+            window.predicted_spans = list(pred.spans)  # decoding gives Python ints and strs
             if isinstance(pred, SpanWindowPrediction):
                 window.predicted_span_probs = dict(pred.span_probabilities)
             else:

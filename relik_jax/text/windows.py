@@ -269,18 +269,25 @@ class WindowSplitter:
         if not isinstance(text, str):
             raise TypeError(f"document text must be str or list of words, got {type(text).__name__}")
         ws = _as_words(text, words, is_split_into_words)
-        starts = np.fromiter(map(_START, ws), dtype=np.int64, count=len(ws))
-        ends = np.fromiter(map(_END, ws), dtype=np.int64, count=len(ws))
-        texts = list(map(_TEXT, ws))
-        topic = doc_topic if doc_topic is not None else (ws[0].text if ws else "")
+        yield from self.split_columns(text, doc_id, list(map(_TEXT, ws)), list(map(_START, ws)), list(map(_END, ws)),
+                                      doc_topic, spans)
+
+    def split_columns(self, text: str, doc_id: int | str, words: list[str], starts: Sequence[int],
+                      ends: Sequence[int], doc_topic: str | None = None, spans: Iterable[Sequence] = ()
+                      ) -> Iterator[Window]:
+        """`split_document` of words given as columns: texts, absolute char starts and ends (as
+        `relik_jax.text.words.tokenize_columns` returns them)."""
+        starts = np.asarray(starts, dtype=np.int64)
+        ends = np.asarray(ends, dtype=np.int64)
+        topic = doc_topic if doc_topic is not None else (words[0] if words else "")
         spans = sorted(spans)
-        for window_id, (a, b) in enumerate(window_bounds(len(ws), self.window_size, self.window_stride)):
+        for window_id, (a, b) in enumerate(window_bounds(len(words), self.window_size, self.window_stride)):
             lo, hi = starts.item(a), ends.item(b - 1)
             yield Window(
                 doc_id=doc_id,
                 window_id=window_id,
                 text=text[lo:hi],
-                words=texts[a:b],
+                words=words[a:b],
                 offset=lo,
                 word_starts=starts[a:b],
                 word_ends=ends[a:b],

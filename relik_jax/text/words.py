@@ -32,7 +32,7 @@ from typing import NamedTuple
 
 from relik_jax.text.word_exceptions import special_cases
 
-__all__ = ["Word", "WordTokenizer", "tokenize", "tokenize_split_words"]
+__all__ = ["Word", "WordTokenizer", "tokenize", "tokenize_columns", "tokenize_split_words"]
 
 
 class Word(NamedTuple):
@@ -394,6 +394,14 @@ class WordTokenizer:
     def __call__(self, text: str, is_split_into_words: bool = False) -> list[Word]:
         if is_split_into_words:
             return tokenize_split_words(text)
+        pieces, starts, ends = self.columns(text)
+        # tuple.__new__ over zip: C-level construction (a NamedTuple's own __new__ is Python code)
+        return list(map(_new_word, zip(pieces, starts, ends, range(len(pieces)), strict=True)))
+
+    def columns(self, text: str, is_split_into_words: bool = False) -> tuple[list[str], list[int], list[int]]:
+        """The words as three lists (texts, char starts, char ends): `__call__` without building `Word`s."""
+        if is_split_into_words:
+            return _columns(tokenize_split_words(text))
         if not isinstance(text, str):
             raise TypeError(f"text must be str, got {type(text).__name__}")
         # The whole-document path of `iter_words`, same result: all special-case matches at once, resolved in one
@@ -409,10 +417,8 @@ class WordTokenizer:
                        for ps, key in patterns[piece]
                        if i + len(ps) <= n and all(pieces[i + j] == ps[j] for j in range(1, len(ps)))]
             if matches:
-                return list(self._resolve(list(zip(pieces, starts, strict=True)), 0, matches, 0))
-        # tuple.__new__ over zip: C-level construction (a NamedTuple's own __new__ is Python code)
-        ends = map(operator.add, starts, map(len, pieces))
-        return list(map(_new_word, zip(pieces, starts, ends, range(n), strict=True)))
+                return _columns(list(self._resolve(list(zip(pieces, starts, strict=True)), 0, matches, 0)))
+        return pieces, starts, list(map(operator.add, starts, map(len, pieces)))
 
     def _raw_pieces(self, text: str) -> tuple[list[str], list[int]]:
         """`_iter_raw` as two lists, pieces and their starts (the whole-document path, no generator)."""
@@ -446,6 +452,10 @@ class WordTokenizer:
 _new_word = functools.partial(tuple.__new__, Word)
 
 
+def _columns(words: list[Word]) -> tuple[list[str], list[int], list[int]]:
+    return [w.text for w in words], [w.start for w in words], [w.end for w in words]
+
+
 def tokenize_split_words(text: str | list[str]) -> list[Word]:
     """Words separated by single spaces (the reference's `is_split_into_words=True`).
 
@@ -471,3 +481,8 @@ def _default_tokenizer() -> WordTokenizer:
 def tokenize(text: str, is_split_into_words: bool = False) -> list[Word]:
     """Words of `text` as spaCy's English tokenizer would produce them (shared, lazily built tokenizer)."""
     return _default_tokenizer()(text, is_split_into_words=is_split_into_words)
+
+
+def tokenize_columns(text: str, is_split_into_words: bool = False) -> tuple[list[str], list[int], list[int]]:
+    """`tokenize` as three lists: word texts, char starts, char ends (no `Word` records: the pipeline's path)."""
+    return _default_tokenizer().columns(text, is_split_into_words=is_split_into_words)
