@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +197,7 @@ class Relik:
         pending: list[tuple[DocumentMerge, Window]] = []
         done: list[DocumentMerge] = []
         current: DocumentMerge | None = None
+        doc_candidates = self._candidate_lookup(candidates)
         for doc_index, text in enumerate(texts):
             if isinstance(text, list):
                 text, split = " ".join(text), True
@@ -211,7 +212,7 @@ class Relik:
             t = self.times.add("words", t)
             current = DocumentMerge(doc_index, text, words, keep_windows=return_windows,
                                     keep_candidates=keep_candidates, raw=self.config.raw_output)
-            doc_cands = self._doc_candidates(candidates, doc_index)
+            doc_cands = doc_candidates(doc_index)
             for window in self.splitter.split_columns(text, doc_index, words, starts, ends):
                 window.span_candidates = doc_cands.get(SPAN)
                 window.triplet_candidates = doc_cands.get(TRIPLET)
@@ -226,22 +227,32 @@ class Relik:
         yield Chunk(pending, done + ([current] if current is not None else []))
 
     # ------------------------------------------------------------------------------------------- internals
-    def _doc_candidates(self, candidates: Any, doc_index: int) -> dict[str, list[str] | None]:
+    def _candidate_lookup(self, candidates: Any) -> Callable[[int], dict[str, list[str]]]:
+        """doc index -> {task: candidate strings}; candidates shared by every document are converted once."""
         if candidates is None:
-            return {}
+            return lambda _: {}
         per_task = candidates if isinstance(candidates, dict) else {t: candidates for t in self._tasks()}
-        out = {}
-        for task, cands in per_task.items():
-            task = {"span": SPAN, "triplet": TRIPLET}.get(str(task).lower(), None)
+        shared: dict[str, list[str]] = {}
+        per_doc: dict[str, Sequence[Any]] = {}
+        for key, cands in per_task.items():
+            task = {"span": SPAN, "triplet": TRIPLET}.get(str(key).lower(), None)
             if task is None:
                 raise ValueError(f"candidate keys must be 'span' or 'triplet', got {list(per_task)}")
             if cands and isinstance(cands[0], (list, tuple)):
+                per_doc[task] = cands
+            else:
+                shared[task] = [str(c) for c in cands]
+
+        def lookup(doc_index: int) -> dict[str, list[str]]:
+            out = {task: list(cands) for task, cands in shared.items()}  # a list per document: outputs own theirs
+            for task, cands in per_doc.items():
                 if doc_index >= len(cands):
                     raise ValueError(f"candidates given for {len(cands)} documents, but document {doc_index} "
                                      "has none")
-                cands = cands[doc_index]
-            out[task] = [str(c) for c in cands]
-        return out
+                out[task] = [str(c) for c in cands[doc_index]]
+            return out
+
+        return lookup
 
     def _candidate_text(self, doc: Any) -> str:
         text = doc.document.text if hasattr(doc, "document") else str(doc)
