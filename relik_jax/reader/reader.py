@@ -273,10 +273,10 @@ class Reader:
         n_starts = min(bk.count(int(np.max(num_starts))), text_len)
         triplet = not self.cfg.is_span
         if self.cfg.is_span:
-            symbols = [np.count_nonzero(r.special_symbols_mask) for r in rows]
+            symbols = [int(np.count_nonzero(r.special_symbols_mask)) for r in rows]
         else:
-            symbols = [np.count_nonzero(r.relation_symbols_mask) for r in rows]
-            types = [np.count_nonzero(r.entity_symbols_mask) for r in rows]
+            symbols = [int(np.count_nonzero(r.relation_symbols_mask)) for r in rows]
+            types = [int(np.count_nonzero(r.entity_symbols_mask)) for r in rows]
         if self.cfg.is_span and not self.cfg.binary_end_logits:
             c_sym = bk.count(max(symbols))
             sym_pos, sym_valid = self._rows(*self._positions([r.special_symbols_mask for r in rows], layout, c_sym))

@@ -14,8 +14,11 @@ from relik_jax.reader.inputs import (
     relation_symbols,
     span_rows,
     span_symbols,
+    text_tokens,
+    text_tokens_many,
     triplet_row,
 )
+from relik_jax.reader.tokens import SubwordCache
 from relik_jax.text.windows import Window, candidate_texts
 
 
@@ -162,3 +165,23 @@ def test_window_candidates_are_read_as_texts_and_reference_dicts_parse(el_tok):
            "token2char_end": {"0": 15, "1": 23, "2": 29}, "char2token_start": {"10": 7, "16": 8, "24": 9},
            "span_candidates": [{"text": "Barack Obama"}, "Paris"]}
     assert Window.from_dict(ref) == dataclasses.replace(w, text="", span_candidates=["Barack Obama", "Paris"])
+
+
+def test_text_tokens_of_many_windows_equal_each_alone(el_tok):
+    # one table lookup and one (window, char) search for a chunk: the same tokens and word maps per window,
+    # including overlapping windows of one document (same chars, other windows) and a window without words
+    tok, _ = el_tok
+    text = "Barack Obama was born in Honolulu , Hawaii in 1961 ."
+    words = text.split(" ")
+    starts = np.cumsum([0] + [len(w) + 1 for w in words[:-1]])
+    ends = starts + np.array([len(w) for w in words])
+    wins = [Window.from_words(words[a:b], starts[a:b], ends[a:b], a) for a, b in [(0, 6), (3, 9), (6, 11)]]
+    wins.insert(1, Window.from_words([], [], [], 0))
+    many = text_tokens_many(wins, SubwordCache(tok, "[E-0]"))
+    for w, got in zip(wins, many, strict=True):
+        alone = text_tokens(w, SubwordCache(tok, "[E-0]"))
+        assert got.ids.tolist() == alone.ids.tolist() and got.char_starts == alone.char_starts
+        assert got.char_ends == alone.char_ends
+        assert got.token2word_start == alone.token2word_start and got.token2word_end == alone.token2word_end
+    # hand-checked: every word of the third window starts a sub-token mapped to its document word index
+    assert set(many[3].token2word_start.values()) == set(range(6, 11))

@@ -107,3 +107,13 @@ def test_given_mentions_go_to_the_windows_that_contain_them():
         assert w.spans == [m for m in mentions if w.char_start <= m[0] and m[1] <= w.char_end]
         assert w.to_dict()["spans"] == [list(m) for m in w.spans]
     assert windows[0].spans == [(0, 11), (24, 30)] and windows[-1].spans[-1] == (45, 55)
+
+
+def test_split_columns_equals_split_document():
+    from relik_jax.text.words import tokenize_columns
+
+    text = "Barack Obama was born in Honolulu, Hawaii. He was the 44th president of the United States."
+    splitter = WindowSplitter(8, 4)
+    expected = list(splitter.split_document(text, 7, spans=[(0, 12, "Q76")]))
+    got = list(splitter.split_columns(text, 7, *tokenize_columns(text), spans=[(0, 12, "Q76")]))
+    assert got == expected and len(got) > 2

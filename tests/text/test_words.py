@@ -4,7 +4,7 @@ import json
 import time
 from pathlib import Path
 
-from relik_jax.text.words import Word, WordTokenizer, tokenize, tokenize_split_words
+from relik_jax.text.words import Word, WordTokenizer, tokenize, tokenize_columns, tokenize_split_words
 
 GOLDEN = (Path(__file__).resolve().parents[1] / "fixtures") / "spacy_golden.jsonl"
 
@@ -15,6 +15,17 @@ def test_matches_spacy_golden():
     for row in rows:
         ours = [[w.text, w.start, w.end] for w in tokenize(row["text"])]
         assert ours == row["words"], row["text"]
+        texts, starts, ends = tokenize_columns(row["text"])  # the pipeline's path: the same words as columns
+        assert [list(w) for w in zip(texts, starts, ends, strict=True)] == row["words"], row["text"]
+
+
+def test_single_space_fast_path_equals_the_streaming_path():
+    # texts whose words are separated by single spaces take a split-based path; iter_words scans with a regex
+    tok = WordTokenizer()
+    texts = ["Mr. Smith's U.S.-based firm (e.g. Apple Inc.) earned $1,000.50!", "a . b", "He 's here :) (: ._.",
+             "x", "don't stop 10a.m. 3p.m. e.g. i.e. a.B c", "(-: (; 8- ) :'( <3 =)", "Calif. Ill. Jan. Ltd. Inc."]
+    for text in texts:
+        assert tokenize(text) == list(tok.iter_words(text)), text
 
 
 def test_offsets_and_indices_are_consistent():
