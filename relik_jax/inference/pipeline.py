@@ -228,28 +228,32 @@ class Relik:
 
     # ------------------------------------------------------------------------------------------- internals
     def _candidate_lookup(self, candidates: Any) -> Callable[[int], dict[str, list[str]]]:
-        """doc index -> {task: candidate strings}; candidates shared by every document are converted once."""
+        """doc index -> {task: candidate strings}. Read per document: per-document lists may still be growing (the
+        validation wrapper feeds them lazily). A list that document after document reads (the same object) is
+        converted once; each document gets its own copy."""
         if candidates is None:
             return lambda _: {}
-        per_task = candidates if isinstance(candidates, dict) else {t: candidates for t in self._tasks()}
-        shared: dict[str, list[str]] = {}
-        per_doc: dict[str, Sequence[Any]] = {}
-        for key, cands in per_task.items():
-            task = {"span": SPAN, "triplet": TRIPLET}.get(str(key).lower(), None)
-            if task is None:
-                raise ValueError(f"candidate keys must be 'span' or 'triplet', got {list(per_task)}")
-            if cands and isinstance(cands[0], (list, tuple)):
-                per_doc[task] = cands
-            else:
-                shared[task] = [str(c) for c in cands]
+        last: dict[str, tuple[Any, list[str], int]] = {}  # per task: the last list converted, strings, length
+
+        def strings(task: str, cands: Sequence[Any]) -> list[str]:
+            hit = last.get(task)
+            if hit is None or hit[0] is not cands or hit[2] != len(cands):
+                hit = last[task] = (cands, [str(c) for c in cands], len(cands))
+            return list(hit[1])
 
         def lookup(doc_index: int) -> dict[str, list[str]]:
-            out = {task: list(cands) for task, cands in shared.items()}  # a list per document: outputs own theirs
-            for task, cands in per_doc.items():
-                if doc_index >= len(cands):
-                    raise ValueError(f"candidates given for {len(cands)} documents, but document {doc_index} "
-                                     "has none")
-                out[task] = [str(c) for c in cands[doc_index]]
+            per_task = candidates if isinstance(candidates, dict) else {t: candidates for t in self._tasks()}
+            out = {}
+            for key, cands in per_task.items():
+                task = {"span": SPAN, "triplet": TRIPLET}.get(str(key).lower(), None)
+                if task is None:
+                    raise ValueError(f"candidate keys must be 'span' or 'triplet', got {list(per_task)}")
+                if cands and isinstance(cands[0], (list, tuple)):
+                    if doc_index >= len(cands):
+                        raise ValueError(f"candidates given for {len(cands)} documents, but document {doc_index} "
+                                         "has none")
+                    cands = cands[doc_index]
+                out[task] = strings(task, cands)
             return out
 
         return lookup
