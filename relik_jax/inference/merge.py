@@ -21,6 +21,7 @@ offset and merges them: the evaluation path and tests use it, the pipeline uses 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -28,6 +29,8 @@ from relik_jax.inference.outputs import Candidates, RelikOutput, Span, Triplet
 from relik_jax.text.windows import Window
 
 CharSpan = tuple[int, int, str]
+# tuple.__new__ builds the NamedTuples in C (their own __new__ is Python code)
+_span, _triplet = functools.partial(tuple.__new__, Span), functools.partial(tuple.__new__, Triplet)
 
 __all__ = ["DocumentMerge", "merge_windows"]
 
@@ -88,23 +91,19 @@ class DocumentMerge:
             text = source[self.first_char:self.last_char] if self.first_char is not None else source
         else:
             source, base, text = self.pieces, self.first_char or 0, self.pieces
-
-        def span(t: CharSpan) -> Span:
-            return Span(t[0], t[1], t[2], source[t[0] - base:t[1] - base])
-
-        def kept(t: CharSpan) -> bool:
-            return self.raw or base <= t[0] < t[1] <= base + len(source)
-
-        spans = [s for s in self.spans if kept(s)]
-        triplets = [t for t in self.triplets if kept(t[0]) and kept(t[2])]
-        probs = {k: v for k, v in self.span_probs.items() if self.raw or kept((k[0], k[1], ""))}
+        lo, hi = base, base + len(source)
+        # each kept span's Span once (triplets reuse them); kept: start < end, inside the text (or raw output)
+        made = {t: _span((t[0], t[1], t[2], source[t[0] - base:t[1] - base])) for t in self.spans
+                if self.raw or lo <= t[0] < t[1] <= hi}
+        triplets = sorted(t for t in self.triplets if t[0] in made and t[2] in made)
+        probs = {k: v for k, v in self.span_probs.items() if self.raw or lo <= k[0] < k[1] <= hi}
         words = self.words if self.words is not None else [self.window_words[i] for i in sorted(self.window_words)]
         return RelikOutput(
             text=text,
             tokens=list(words),
             id=self.doc_id,
-            spans=sorted(span(s) for s in spans),
-            triplets=[Triplet(span(s), r, span(o), round(c, 2)) for s, r, o, c in sorted(triplets)],
+            spans=sorted(made.values()),
+            triplets=[_triplet((made[s], r, made[o], round(c, 2))) for s, r, o, c in triplets],
             candidates=Candidates(span=self.span_candidates or None, triplet=self.triplet_candidates or None),
             windows=self.windows or None,
             span_probabilities=probs,
