@@ -160,19 +160,23 @@ def decode_triplet_row(row: TripletRow, mentions: Sequence[tuple[int, int]], typ
     cands = row.span_candidates
     entities: list[Span] = []
     char_entities: list[Span] = []
+    last_start, last_end = starts[::-1], ends[::-1]  # word -> its last sub-token (the reference inverts a dict)
     for (s, e), t in zip(ment, types, strict=True):
         w = _snap_lists(starts, ends, n_text, row.n_all_tokens, s - 1, e - 1)
         if w is None:
             continue
         label = cands[t] if (cands and t is not None) else NME
         entities.append((w[0], w[1] + 1, label))
-        # char span via the word -> sub-token inverse maps (the last sub-token of a word wins, as the reference's)
-        char_entities.append((text.starts.item(n_text - 1 - starts[::-1].index(w[0])),
-                              text.ends.item(n_text - 1 - ends[::-1].index(w[1])), label))
+        char_entities.append((text.starts.item(n_text - 1 - last_start.index(w[0])),
+                              text.ends.item(n_text - 1 - last_end.index(w[1])), label))
     probs = np.asarray(re_probs, dtype=np.float32)[:n, :n]
-    subj_a, obj_a, rel_a = np.nonzero(probs > np.float32(threshold))  # lexicographic (i, j, r), as argwhere
-    probabilities = probs[subj_a, obj_a, rel_a].round(2).tolist()  # float32 rounding, as the reference
-    subj, obj, rel = subj_a.tolist(), obj_a.tolist(), rel_a.tolist()
+    above = probs > np.float32(threshold)
+    if above.any():
+        subj_a, obj_a, rel_a = np.nonzero(above)  # lexicographic (i, j, r), as argwhere
+        probabilities = probs[above].round(2).tolist()  # float32 rounding, as the reference
+        subj, obj, rel = subj_a.tolist(), obj_a.tolist(), rel_a.tolist()
+    else:
+        subj, obj, rel, probabilities = [], [], [], []
     if len(entities) < n:  # cells whose subject or object was dropped by the snapping filter: the reference would
         keep = [i < len(entities) and j < len(entities) for i, j in zip(subj, obj, strict=True)]  # raise IndexError
         subj, obj, rel, probabilities = ([x for x, k in zip(v, keep, strict=True) if k]
