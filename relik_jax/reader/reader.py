@@ -326,13 +326,14 @@ class Reader:
         (triplet) symbols; `types`: its entity-type symbols; `blocks`: per-row blocks of the flat relation stage
         (reader/pairs.py)."""
         mentions = np.stack([h["mention_start"], h["mention_end"]], -1)  # [B, M, 2]
+        # valid starts and mentions come first in their rows (top-k compaction on the device): counts, not masks
         n_mentions = np.count_nonzero(h["mention_valid"], axis=1).tolist()
-        start_valid = h["start_valid"]
+        n_starts = np.count_nonzero(h["start_valid"], axis=1).tolist()
         outs = []
-        for b, (row, m, c) in enumerate(zip(rows, n_mentions, symbols, strict=False)):
-            n, sv = len(row), start_valid[b]
+        for b, (row, m, k, c) in enumerate(zip(rows, n_mentions, n_starts, symbols, strict=False)):
+            n = len(row)
             out = {"start_logits": h["start_logits"][b, :n], "start_pred": h["start_pred"][b, :n],
-                   "starts": h["starts"][b][sv], "end_logits": h["end_logits"][b][sv], "end_pred": h["end_pred"][b][sv],
+                   "starts": h["starts"][b, :k], "end_logits": h["end_logits"][b, :k], "end_pred": h["end_pred"][b, :k],
                    "mentions": mentions[b, :m]}
             if blocks is None:
                 out.update(ed_logits=h["ed_logits"][b, :m, :c], ed_probs=h["ed_probs"][b, :m, :c],
