@@ -215,6 +215,11 @@ class WordTokenizer:
                 if len(pieces) > 1:
                     self._merge.setdefault(pieces[0], []).append((pieces, key))
         self._max_pattern = max((len(p) for v in self._merge.values() for p, _ in v), default=1)
+        # the same patterns by their first two pieces: a text can only match where such a pair is adjacent
+        self._merge_pairs: dict[tuple[str, str], list[tuple[tuple[str, ...], str]]] = {}
+        for pats in self._merge.values():
+            for pieces, key in pats:
+                self._merge_pairs.setdefault(pieces[:2], []).append((pieces, key))
         self._cache: dict[str, tuple[str, ...]] = {}
 
     def _affix_match(self, s: str) -> bool:
@@ -407,15 +412,18 @@ class WordTokenizer:
         # The whole-document path of `iter_words`, same result: all special-case matches at once, resolved in one
         # call (matches that `iter_words` resolves in separate blocks never overlap, so they cannot interact).
         pieces, starts = self._raw_pieces(text)
-        merge, n = self._merge, len(pieces)
-        pset = set(pieces)
-        # patterns whose every piece occurs in the text (most texts have none: "." opens many patterns)
-        patterns = {first: pats for first in merge.keys() & pset
-                    if (pats := [(ps, key) for ps, key in merge[first] if pset.issuperset(ps)])}
-        if patterns:
-            matches = [(i, i + len(ps), key) for i, piece in enumerate(pieces) if piece in patterns
-                       for ps, key in patterns[piece]
-                       if i + len(ps) <= n and all(pieces[i + j] == ps[j] for j in range(1, len(ps)))]
+        n = len(pieces)
+        # patterns whose first two pieces are adjacent somewhere in the text (most texts have none)
+        pairs = self._merge_pairs.keys() & set(zip(pieces, pieces[1:]))  # noqa: B905 - pairs of neighbours
+        if pairs:
+            matches = []
+            for pair in pairs:
+                i = -1
+                while (i := _find(pieces, pair[0], i + 1)) >= 0:
+                    if i + 1 < n and pieces[i + 1] == pair[1]:
+                        matches.extend((i, i + len(ps), key) for ps, key in self._merge_pairs[pair]
+                                       if i + len(ps) <= n and all(pieces[i + j] == ps[j] for j in range(2, len(ps))))
+            matches.sort()  # position order, as a scan would find them
             if matches:
                 return _columns(list(self._resolve(list(zip(pieces, starts, strict=True)), 0, matches, 0)))
         return pieces, starts, list(map(operator.add, starts, map(len, pieces)))
@@ -450,6 +458,14 @@ class WordTokenizer:
 
 
 _new_word = functools.partial(tuple.__new__, Word)
+
+
+def _find(items: list[str], item: str, start: int) -> int:
+    """`items.index(item, start)` (a scan in C), -1 when absent."""
+    try:
+        return items.index(item, start)
+    except ValueError:
+        return -1
 
 
 def _columns(words: list[Word]) -> tuple[list[str], list[int], list[int]]:
