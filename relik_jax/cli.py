@@ -75,6 +75,7 @@ def annotate_ray(args: argparse.Namespace, src: Path, dst: Path, settings: dict)
         task = progress.add_task("annotating (documents)", total=None)
         try:
             report = annotate_corpus(args.model, src, dst, address=args.ray or None, num_actors=args.num_actors,
+                                     num_gpus_per_actor=args.gpus_per_actor,
                                      group_size=args.group_size, fmt=args.output_format,
                                      relik_kwargs=settings, progress=lambda n: progress.advance(task, n))
         except ResumeError as err:
@@ -200,6 +201,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                    "OUTPUT or write --ray=ADDRESS")
     a.add_argument("--num-actors", type=int, default=None,
                    help="--ray: model replicas (default: one per GPU, else one per CPU of the cluster)")
+    a.add_argument("--gpus-per-actor", type=float, default=None,
+                   help="--ray: GPU share of each replica; 0.5 runs two pipelines per GPU, so two host processes "
+                   "feed it (default: 1 with GPUs)")
     a.add_argument("--output-format", choices=["jsonl", "parquet"], default="jsonl", help="--ray: part files")
     a.add_argument("--process-id", type=int, default=None,
                    help="multi-host: this process's index (default: $JAX_PROCESS_ID or jax.distributed)")

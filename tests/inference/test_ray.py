@@ -175,3 +175,17 @@ def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(ImportError, match=r"relik-jax\[ray\]"):
         ray_annotate.annotate_corpus("pipe", "in.jsonl", "out")
+
+
+def test_pipelines_per_gpu():
+    # `--gpus-per-actor 0.5`: two pipeline replicas (two host processes) per GPU, on a cluster that reports 2 GPUs
+    class FakeRay:
+        data = ray.data
+
+        @staticmethod
+        def cluster_resources():
+            return {"GPU": 2.0, "CPU": 16.0}
+
+    args = ray_annotate._actor_args(FakeRay, None, 0.5)
+    assert args["num_gpus"] == 0.5 and args["compute"].min_size == 4
+    assert ray_annotate._actor_args(FakeRay, None, None)["num_gpus"] == 1.0
