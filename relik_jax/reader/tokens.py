@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import threading
 import time
 from collections.abc import Iterable, Sequence
 
@@ -52,6 +53,7 @@ class SubwordCache:
         self._flat_ids = np.zeros(0, np.int32)  # [capacity] int32
         self._flat_offsets = np.zeros((0, 2), np.int32)  # [capacity, 2] int32, relative to the word
         self._used = 0
+        self._lock = threading.Lock()
         self.candidate_cache: dict[str, np.ndarray] = {}
         self.symbol_cache: dict[str, int] = {}
         self.block_cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
@@ -79,21 +81,22 @@ class SubwordCache:
         """Sub-tokens of `words`, each word encoded on its own: (ids [n] int32, char offsets [n, 2] int32 relative
         to their word, sub-tokens per word [len(words)] int64). Misses go to the tokenizer in one batch call."""
         t = time.perf_counter()
-        index = self.word_index
-        rows = list(map(index.get, words))
-        if None in rows:
-            missing = list(dict.fromkeys(w for w, r in zip(words, rows, strict=True) if r is None))
-            if len(index) + len(missing) > self.max_entries:  # full: start afresh with this call's words
-                self._clear_words()
-                missing = list(dict.fromkeys(words))
-            self._add_words(missing)
+        with self._lock:  # the table grows and may start afresh; a pipeline's prefetch thread and a service's
+            index = self.word_index  # other lane may read it at the same time
             rows = list(map(index.get, words))
-        rows_arr = np.array(rows, np.int64)
-        lo = self._word_ptr[rows_arr]
-        lengths = self._word_ptr[rows_arr + 1] - lo
-        ends = np.cumsum(lengths)
-        pos = np.arange(int(ends[-1]) if len(ends) else 0) + np.repeat(lo - ends + lengths, lengths)
-        out = self._flat_ids[pos], self._flat_offsets[pos], lengths
+            if None in rows:
+                missing = list(dict.fromkeys(w for w, r in zip(words, rows, strict=True) if r is None))
+                if len(index) + len(missing) > self.max_entries:  # full: start afresh with this call's words
+                    self._clear_words()
+                    missing = list(dict.fromkeys(words))
+                self._add_words(missing)
+                rows = list(map(index.get, words))
+            rows_arr = np.array(rows, np.int64)
+            lo = self._word_ptr[rows_arr]
+            lengths = self._word_ptr[rows_arr + 1] - lo
+            ends = np.cumsum(lengths)
+            pos = np.arange(int(ends[-1]) if len(ends) else 0) + np.repeat(lo - ends + lengths, lengths)
+            out = self._flat_ids[pos], self._flat_offsets[pos], lengths
         self.times.add("tokenize", t)
         return out
 
