@@ -22,14 +22,13 @@ The reader fills a window's `predicted_*` fields; `relik_jax.inference.merge` fo
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
 
-from relik_jax.text.words import Word, tokenize
+from relik_jax.text.words import Word, tokenize, word_columns
 
 __all__ = ["Label", "TripletLabel", "Window", "WindowSplitter", "candidate_texts", "window_bounds"]
 
@@ -269,8 +268,7 @@ class WindowSplitter:
         if not isinstance(text, str):
             raise TypeError(f"document text must be str or list of words, got {type(text).__name__}")
         ws = _as_words(text, words, is_split_into_words)
-        yield from self.split_columns(text, doc_id, list(map(_TEXT, ws)), list(map(_START, ws)), list(map(_END, ws)),
-                                      doc_topic, spans)
+        yield from self.split_columns(text, doc_id, *word_columns(ws), doc_topic, spans)
 
     def split_columns(self, text: str, doc_id: int | str, words: list[str], starts: Sequence[int],
                       ends: Sequence[int], doc_topic: str | None = None, spans: Iterable[Sequence] = ()
@@ -320,9 +318,6 @@ class WindowSplitter:
                 first_topic = topic if i == 0 else first_topic
                 topic = first_topic
             yield from self.split_document(text, doc_id, ws, doc_topic=topic)
-
-
-_TEXT, _START, _END = operator.attrgetter("text"), operator.attrgetter("start"), operator.attrgetter("end")
 
 
 def _as_words(

@@ -27,12 +27,12 @@ import operator
 import re
 import sys
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
 from relik_jax.text.word_exceptions import special_cases
 
-__all__ = ["Word", "WordTokenizer", "tokenize", "tokenize_columns", "tokenize_split_words"]
+__all__ = ["Word", "WordTokenizer", "tokenize", "tokenize_columns", "tokenize_split_words", "word_columns"]
 
 
 class Word(NamedTuple):
@@ -406,7 +406,7 @@ class WordTokenizer:
     def columns(self, text: str, is_split_into_words: bool = False) -> tuple[list[str], list[int], list[int]]:
         """The words as three lists (texts, char starts, char ends): `__call__` without building `Word`s."""
         if is_split_into_words:
-            return _columns(tokenize_split_words(text))
+            return word_columns(tokenize_split_words(text))
         if not isinstance(text, str):
             raise TypeError(f"text must be str, got {type(text).__name__}")
         # The whole-document path of `iter_words`, same result: all special-case matches at once, resolved in one
@@ -425,7 +425,7 @@ class WordTokenizer:
                                        if i + len(ps) <= n and all(pieces[i + j] == ps[j] for j in range(2, len(ps))))
             matches.sort()  # position order, as a scan would find them
             if matches:
-                return _columns(list(self._resolve(list(zip(pieces, starts, strict=True)), 0, matches, 0)))
+                return word_columns(list(self._resolve(list(zip(pieces, starts, strict=True)), 0, matches, 0)))
         return pieces, starts, list(map(operator.add, starts, map(len, pieces)))
 
     def _raw_pieces(self, text: str) -> tuple[list[str], list[int]]:
@@ -468,8 +468,12 @@ def _find(items: list[str], item: str, start: int) -> int:
         return -1
 
 
-def _columns(words: list[Word]) -> tuple[list[str], list[int], list[int]]:
-    return [w.text for w in words], [w.start for w in words], [w.end for w in words]
+def word_columns(words: Sequence[Word]) -> tuple[list[str], list[int], list[int]]:
+    """`Word`s as three lists: texts, char starts, char ends."""
+    return list(map(_TEXT, words)), list(map(_START, words)), list(map(_END, words))
+
+
+_TEXT, _START, _END = operator.attrgetter("text"), operator.attrgetter("start"), operator.attrgetter("end")
 
 
 def tokenize_split_words(text: str | list[str]) -> list[Word]:
