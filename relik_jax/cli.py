@@ -12,7 +12,7 @@ from rich.progress import Progress
 
 from relik_jax.data.jsonl import read_jsonl, write_jsonl
 from relik_jax.engine import distributed
-from relik_jax.engine.host_memory import reuse_freed_memory
+from relik_jax.engine.host_memory import freeze_loaded_objects, reuse_freed_memory
 from relik_jax.evaluation.gerbil import service as nif_service
 from relik_jax.inference.files import ResumeError, annotate_file
 from relik_jax.inference.pipeline import Relik, RelikConfig
@@ -49,6 +49,7 @@ def annotate(args: argparse.Namespace) -> None:
         shard = distributed.process_shard(args.process_id, args.num_processes)
     dst = dst.with_name(dst.stem + shard.suffix + dst.suffix)
     relik = Relik.from_pretrained(args.model, **settings)
+    freeze_loaded_objects()  # full garbage collections stop walking the loaded pipeline
     with Progress(transient=True, disable=not sys.stderr.isatty()) as progress:
         task = progress.add_task("annotating (windows)", total=None)
         try:
@@ -160,6 +161,7 @@ def serve(args: argparse.Namespace) -> None:
                                   **({"top_k": args.top_k} if args.top_k else {}))
     # the slice a long document runs before short requests get a turn (see relik_jax/serve/worker.py)
     relik.config.chunk_windows = args.chunk_windows
+    freeze_loaded_objects()  # full garbage collections stop walking the loaded pipeline
     backend = RelikBackend(relik)
     worker = Worker(backend, max_batch=args.max_batch, max_queue=args.max_queue, long_chars=args.long_chars)
     nif_port = args.nif_port if args.json else (1235 if args.port is None else args.port)

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from relik_jax.engine.host_memory import freeze_loaded_objects
 from relik_jax.extras import missing_extra
 from relik_jax.inference.files import (
     HEAD,
@@ -146,6 +147,7 @@ class _Annotator:
     def __init__(self, model: str, relik_kwargs: dict[str, Any], top_k: int | None, dst: str | None = None,
                  fmt: str = "jsonl"):
         self.relik = Relik.from_pretrained(model, **relik_kwargs)
+        freeze_loaded_objects()  # one pipeline per actor: full garbage collections stop walking it
         self.top_k, self.fmt = top_k, fmt
         self.dst = None if dst is None else Path(dst)
         if self.dst is not None:
