@@ -418,8 +418,7 @@ class WordTokenizer:
         if pairs:
             matches = []
             for pair in pairs:
-                i = -1
-                while (i := _find(pieces, pair[0], i + 1)) >= 0:
+                for i in itertools.compress(range(n), map(pair[0].__eq__, pieces)):  # its first piece's places
                     if i + 1 < n and pieces[i + 1] == pair[1]:
                         matches.extend((i, i + len(ps), key) for ps, key in self._merge_pairs[pair]
                                        if i + len(ps) <= n and all(pieces[i + j] == ps[j] for j in range(2, len(ps))))
@@ -432,7 +431,8 @@ class WordTokenizer:
         """`_iter_raw` as two lists, pieces and their starts (the whole-document path, no generator)."""
         chunks = text.split(" ")
         if chunks != text.split():  # whitespace other than single spaces between chunks: the general path
-            return self._raw_pieces_general(text)
+            raw = list(self._iter_raw(text))
+            return [p for p, _ in raw], [s for _, s in raw]
         # chunk i starts after chunks 0..i-1 and one space each
         starts = list(map(operator.add, itertools.accumulate(map(len, chunks[:-1]), initial=0), itertools.count()))
         cache = self._cache
@@ -452,20 +452,8 @@ class WordTokenizer:
                 start += len(piece)
         return pieces, out_starts
 
-    def _raw_pieces_general(self, text: str) -> tuple[list[str], list[int]]:
-        raw = list(self._iter_raw(text))
-        return [p for p, _ in raw], [s for _, s in raw]
-
 
 _new_word = functools.partial(tuple.__new__, Word)
-
-
-def _find(items: list[str], item: str, start: int) -> int:
-    """`items.index(item, start)` (a scan in C), -1 when absent."""
-    try:
-        return items.index(item, start)
-    except ValueError:
-        return -1
 
 
 def word_columns(words: Sequence[Word]) -> tuple[list[str], list[int], list[int]]:
