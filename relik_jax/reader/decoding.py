@@ -95,18 +95,17 @@ def span_char_annotations(text: TextTokens, labels: dict[str, list[tuple[int, in
 
 
 def _snap(text: TextTokens, n_tokens: int, s: int, e: int) -> tuple[int, int] | None:
-    """Sub-token span -> document word span (start snapped left, end right), None if it runs off the row."""
-    while s not in text.token2word_start:
+    """Sub-token span -> document word span (start snapped left to a sub-token that starts a word, end right to one
+    that ends a word), None if it runs off the row: the reference's dict loops, on the word-index lists."""
+    starts, ends, n_text = text.word_start_list, text.word_end_list, len(text)
+    while s >= 0 and (s >= n_text or starts[s] < 0):
         s -= 1
-        if s < 0:
-            break
-    while e not in text.token2word_end:
+    e = max(e, 0)
+    while e < n_text and ends[e] < 0:  # no word ends in [SEP] and the candidates: past the words, the loop ran off
         e += 1
-        if e >= n_tokens:
-            break
-    if s < 0 or e >= n_tokens:
+    if s < 0 or e >= min(n_text, n_tokens):
         return None
-    return text.token2word_start[s], text.token2word_end[e]
+    return starts[s], ends[e]
 
 
 def span_word_annotations(text: TextTokens, n_tokens: int, labels: dict[str, list[tuple[int, int]]],
@@ -133,19 +132,6 @@ class TripletPrediction:
     triplets: list[tuple[int, str, int, float]]  # (subject index in spans, relation, object index, probability)
 
 
-def _snap_lists(starts: list[int], ends: list[int], n_text: int, n_tokens: int, s: int, e: int
-                ) -> tuple[int, int] | None:
-    """`_snap` on the word-index lists (-1: no word) `TextTokens.word_starts / word_ends`."""
-    while s >= 0 and (s >= n_text or starts[s] < 0):
-        s -= 1
-    e = max(e, 0)
-    while e < n_text and ends[e] < 0:
-        e += 1
-    if s < 0 or e >= min(n_text, n_tokens):
-        return None
-    return starts[s], ends[e]
-
-
 def decode_triplet_row(row: TripletRow, mentions: Sequence[tuple[int, int]], type_pred: np.ndarray | None,
                        re_probs: np.ndarray, threshold: float) -> TripletPrediction:
     """mentions (start, end) positions with CLS, reference order; type_pred [M] or None; re_probs [M, M, R]."""
@@ -154,7 +140,7 @@ def decode_triplet_row(row: TripletRow, mentions: Sequence[tuple[int, int]], typ
         return TripletPrediction([], [], [], [])
     n = len(ment)
     text = row.text
-    starts, ends = text.word_starts, text.word_ends  # lists: a row has a few mentions, scalar steps are cheapest
+    starts, ends = text.word_start_list, text.word_end_list  # a row has a few mentions: scalar steps are cheapest
     n_text = len(starts)
     types = np.asarray(type_pred)[:n].tolist() if type_pred is not None else [None] * n
     cands = row.span_candidates
@@ -162,7 +148,7 @@ def decode_triplet_row(row: TripletRow, mentions: Sequence[tuple[int, int]], typ
     char_entities: list[Span] = []
     last_start, last_end = starts[::-1], ends[::-1]  # word -> its last sub-token (the reference inverts a dict)
     for (s, e), t in zip(ment, types, strict=True):
-        w = _snap_lists(starts, ends, n_text, row.n_all_tokens, s - 1, e - 1)
+        w = _snap(text, row.n_all_tokens, s - 1, e - 1)
         if w is None:
             continue
         label = cands[t] if (cands and t is not None) else NME

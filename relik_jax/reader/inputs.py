@@ -50,6 +50,10 @@ def relation_symbols(n: int, use_nme: bool = False) -> list[str]:
     return ([NME] if use_nme else []) + [f"[R-{i}]" for i in range(n)]
 
 
+def _listed(field: str) -> functools.cached_property:
+    return functools.cached_property(lambda self: getattr(self, field).tolist())
+
+
 @dataclasses.dataclass
 class TextTokens:
     """Sub-tokens of a window's text (no CLS): ids, absolute char offsets, sub-token -> document word maps.
@@ -68,21 +72,11 @@ class TextTokens:
     def __len__(self) -> int:
         return len(self.ids)
 
-    @functools.cached_property
-    def char_starts(self) -> list[int]:
-        return self.starts.tolist()
-
-    @functools.cached_property
-    def char_ends(self) -> list[int]:
-        return self.ends.tolist()
-
-    @functools.cached_property
-    def word_starts(self) -> list[int]:
-        return self.word_start.tolist()
-
-    @functools.cached_property
-    def word_ends(self) -> list[int]:
-        return self.word_end.tolist()
+    # list views, built on first use (scalar reads from a list beat numpy's)
+    char_starts = _listed("starts")
+    char_ends = _listed("ends")
+    word_start_list = _listed("word_start")
+    word_end_list = _listed("word_end")
 
     @functools.cached_property
     def token2word_start(self) -> dict[int, int]:
