@@ -282,11 +282,7 @@ def _process(name: str, docs: int, repeats: int, seed: int, rank: int, n: int, b
     """One of `n` pipeline processes: the reader `measure` builds, its share of the documents, null passes that
     start with the other processes' (barrier)."""
     try:
-        task, texts, candidates, (size, stride) = workload(name, docs, seed)
-        reader = tiny_reader(task, seed, buckets=Buckets.for_platform("gpu"))
-        relik = Relik(reader, None, task="span" if task == "el" else "triplet", top_k=100, window_size=size,
-                      window_stride=stride)
-        calibrate(relik, texts, candidates, MENTIONS_PER_WINDOW[name])  # all documents: the same reader everywhere
+        relik, _, texts, candidates, _ = setup(name, docs, seed, retrieval=False)  # calibrated on all the documents
         texts, candidates = shard(texts, candidates, rank, n)
         run(relik, texts, candidates, prefetch=0)  # compiles
         freeze_loaded_objects()
@@ -325,7 +321,8 @@ def count_windows(relik: Relik, texts: list[str]) -> int:
     return sum(1 for t in texts for _ in relik.splitter.split_document(t))
 
 
-def measure(name: str, docs: int, repeats: int, retrieval: bool, seed: int) -> dict:
+def setup(name: str, docs: int, seed: int, retrieval: bool) -> tuple[Relik, str, list[str], object, dict]:
+    """The workload's pipeline around a calibrated tiny reader: (pipeline, task, texts, candidates, calibration)."""
     task, texts, candidates, (size, stride) = workload(name, docs, seed)
     reader = tiny_reader(task, seed, buckets=Buckets.for_platform("gpu"))  # the batches an accelerator would get
     retrievers = None
@@ -335,6 +332,12 @@ def measure(name: str, docs: int, repeats: int, retrieval: bool, seed: int) -> d
     relik = Relik(reader, retrievers, task="span" if task == "el" else "triplet", top_k=100, window_size=size,
                   window_stride=stride)
     calibration = calibrate(relik, texts, candidates, MENTIONS_PER_WINDOW[name]) if candidates is not None else {}
+    return relik, task, texts, candidates, calibration
+
+
+def measure(name: str, docs: int, repeats: int, retrieval: bool, seed: int) -> dict:
+    relik, task, texts, candidates, calibration = setup(name, docs, seed, retrieval)
+    reader = relik.reader
     n_windows = count_windows(relik, texts)
     first, _ = run(relik, texts, candidates, prefetch=0)  # compiles
     freeze_loaded_objects()  # as the CLI, services and Ray actors do once their pipeline is loaded
@@ -355,7 +358,8 @@ def measure(name: str, docs: int, repeats: int, retrieval: bool, seed: int) -> d
     mean_len = float(np.mean([len(r) for r in rows])) if rows else 64.0
     return {
         "workload": name, "task": task, "documents": len(texts), "windows": n_windows,
-        "window_size": size, "window_stride": stride, "retrieval": retrievers is not None,
+        "window_size": relik.splitter.window_size, "window_stride": relik.splitter.window_stride,
+        "retrieval": any(r is not None for r in relik.retrievers.values()),
         "compile_s": max(first - wall, 0.0), "serial_s": wall, "pipelined_s": pipelined,
         "ms_per_window": {k: 1e3 * v / n_windows for k, v in per_stage.items()},
         "serial_ms_per_window": {k: 1e3 * v / n_windows for k, v in serial_stage.items()},
